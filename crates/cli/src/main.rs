@@ -1,1 +1,66 @@
-fn main() {}
+//! The `shoal` command: parses arguments, then hands off to one module per
+//! subcommand. Library crates do the work; this crate talks to the user.
+
+mod demo;
+mod inspect;
+mod keyfile;
+mod keygen;
+mod publish;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Peer-assisted software delivery: publish releases as signed BitTorrent
+/// v2/hybrid torrents and download them from the crowd and the origin at once.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a publisher key pair: writes the secret key, prints the public key.
+    Keygen(keygen::Args),
+    /// Make a signed torrent of a file or folder.
+    Publish(publish::Args),
+    /// Show what a torrent holds and check its signature.
+    Inspect(inspect::Args),
+    /// Publish and inspect a sample release in a temporary folder.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("shoal: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes one JSON value as a line on stdout.
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn argument_definitions_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

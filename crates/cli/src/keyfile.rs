@@ -1,0 +1,73 @@
+//! The publisher's secret key on disk: one line of hex (the 32-byte ed25519
+//! seed) after a comment, readable only by its owner where the OS allows.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+
+const HEADER: &str =
+    "# shoal publisher secret key: keep it private; anyone holding it can sign releases as you\n";
+
+pub fn write_new(path: &Path, key: &SigningKey, overwrite: bool) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        if path.exists() && !overwrite {
+            format!(
+                "{} already exists; pass --force to replace it",
+                path.display()
+            )
+        } else {
+            format!("cannot create key file {}", path.display())
+        }
+    })?;
+    // On Windows the file inherits the folder's ACL: keep keys in a folder
+    // only the publisher can read.
+    write!(file, "{HEADER}{}\n", hex::encode(key.to_bytes()))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write key file {}", path.display()))
+}
+
+pub fn read(path: &Path) -> Result<SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read key file {} (make one with `shoal keygen --out FILE`)",
+            path.display()
+        )
+    })?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    let mut seed = [0u8; 32];
+    if hex::decode_to_slice(line, &mut seed).is_err() {
+        bail!(
+            "{} is not a shoal key file (expected 64 hex digits)",
+            path.display()
+        );
+    }
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Parses a public key given as 64 hex digits (`--trust`).
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut key)
+        .map_err(|_| format!("{text:?} is not a public key (expected 64 hex digits)"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| format!("{text:?} is not a valid ed25519 public key"))?;
+    Ok(key)
+}

@@ -1,0 +1,222 @@
+//! `shoal publish`: hash a release, sign its manifest, write the torrent.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use meta::create::{self, CreateSettings};
+use meta::{Manifest, SignatureBlock};
+
+use crate::units::{format_bytes, parse_bytes};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The file or folder to publish.
+    path: PathBuf,
+    /// The publisher's secret key (from `shoal keygen`).
+    #[arg(long, value_name = "KEYFILE")]
+    key: PathBuf,
+    /// Where to write the torrent.
+    #[arg(long, value_name = "FILE.torrent")]
+    out: PathBuf,
+    /// Tracker announce URL; repeat for more (each becomes its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// Web seed URL (BEP 19): the origin web server holding the release.
+    #[arg(long = "web-seed", value_name = "URL")]
+    web_seeds: Vec<String>,
+    /// Web origin allowed to hand this release to an agent, like
+    /// https://downloads.example.com. Defaults to the web seeds' origins.
+    #[arg(long = "origin", value_name = "https://SITE")]
+    origins: Vec<String>,
+    /// Release version, signed with the manifest.
+    #[arg(long, default_value = "")]
+    version: String,
+    /// Piece size in bytes (power of two, 16k to 256M; k/M suffixes work).
+    /// Default: chosen from the release size.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    piece_size: Option<u64>,
+    /// Make a pure v2 torrent (no v1 part; v1-only clients cannot join).
+    #[arg(long)]
+    v2_only: bool,
+    /// A comment stored in the torrent.
+    #[arg(long)]
+    comment: Option<String>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let key = crate::keyfile::read(&args.key)?;
+    for url in &args.trackers {
+        check_url(url, &["http", "https", "udp"], "--tracker")?;
+    }
+    for url in &args.web_seeds {
+        check_url(url, &["http", "https"], "--web-seed")?;
+    }
+    let origins = if args.origins.is_empty() {
+        args.web_seeds
+            .iter()
+            .filter_map(|url| web_origin(url).ok())
+            .collect()
+    } else {
+        args.origins
+            .iter()
+            .map(|o| web_origin(o))
+            .collect::<Result<Vec<_>>>()?
+    };
+
+    let started = Instant::now();
+    let source = create::scan(&args.path)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let settings = CreateSettings {
+        piece_length: args.piece_size,
+        v2_only: args.v2_only,
+        trackers: args.trackers.clone(),
+        web_seeds: args.web_seeds.clone(),
+        comment: args.comment.clone(),
+        creation_date: Some(now),
+        threads: 0,
+    };
+    let bar = progress_bar(source.total_size(), !args.json);
+    let torrent = create::create(&source, &settings, &|bytes| bar.inc(bytes))?;
+    bar.finish_and_clear();
+
+    let manifest = Manifest {
+        info_hash_v2: torrent.info_hash_v2(),
+        name: torrent.name.clone(),
+        version: args.version.clone(),
+        created: now,
+        origins: origins.clone(),
+    };
+    let signature = SignatureBlock::sign(&manifest, &key);
+    let bytes = torrent.encode(Some(&signature));
+    write_atomically(&args.out, &bytes)?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Read back what was written, so what we report is what the file says.
+    let written = meta::Torrent::from_bytes(&bytes)
+        .context("internal error: the new torrent does not parse")?;
+    if args.json {
+        let mut report = crate::inspect::report_json(&written);
+        report["torrent"] = args.out.display().to_string().into();
+        report["seconds"] = seconds.into();
+        crate::print_json(&report);
+    } else {
+        println!(
+            "Published {} ({}, {} files, {} pieces of {}) in {seconds:.1} s",
+            written.name,
+            format_bytes(written.total_size()),
+            written.data_files().count(),
+            written.piece_count(),
+            format_bytes(written.piece_length),
+        );
+        if let Some(v1) = written.info_hashes.v1 {
+            println!("  info-hash v1  {}", hex::encode(v1));
+        }
+        if let Some(v2) = written.info_hashes.v2 {
+            println!("  info-hash v2  {}", hex::encode(v2));
+        }
+        println!("  publisher     {}", hex::encode(signature.publisher));
+        if !origins.is_empty() {
+            println!("  origins       {}", origins.join(", "));
+        }
+        println!("  torrent       {}", args.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: u64, visible: bool) -> ProgressBar {
+    if !visible || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "hashing {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn check_url(url: &str, schemes: &[&str], flag: &str) -> Result<()> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme {
+        Some(s) if schemes.contains(&s.as_str()) => Ok(()),
+        _ => bail!(
+            "{flag} {url:?}: expected a URL starting with {}://",
+            schemes.join("://, ")
+        ),
+    }
+}
+
+/// Reduces a URL to its web origin, `scheme://host[:port]`. Plain http is
+/// accepted only for loopback hosts, where a publisher tests its page.
+fn web_origin(url: &str) -> Result<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("--origin {url:?}: expected https://SITE");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') {
+        bail!("--origin {url:?}: expected https://SITE");
+    }
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority.as_str(), |(h, _)| h);
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match scheme.as_str() {
+        "https" => Ok(format!("https://{authority}")),
+        "http" if loopback => Ok(format!("http://{authority}")),
+        _ => bail!("--origin {url:?}: origins must be https:// (plain http only for localhost)"),
+    }
+}
+
+/// Writes to a temporary file beside `path`, then renames it into place, so
+/// a reader never sees half a torrent.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path.file_name().context("--out needs a file name")?;
+    let temp = dir.join(format!(".{}.partial", file_name.to_string_lossy()));
+    std::fs::write(&temp, bytes)
+        .and_then(|()| std::fs::rename(&temp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_reduced_to_scheme_and_authority() {
+        assert_eq!(
+            web_origin("https://Dl.Example.com/files/x.iso").unwrap(),
+            "https://dl.example.com"
+        );
+        assert_eq!(
+            web_origin("https://example.com:8443").unwrap(),
+            "https://example.com:8443"
+        );
+        assert_eq!(
+            web_origin("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(web_origin("http://example.com").is_err());
+        assert!(web_origin("ftp://example.com").is_err());
+        assert!(web_origin("https://user@example.com").is_err());
+        assert!(web_origin("example.com").is_err());
+    }
+}
