@@ -34,14 +34,14 @@ class DriverError(Exception):
 
 
 def load_torrent(path):
-    """Returns (torrent_info, decoded top-level dict) for a .torrent file."""
+    """Returns (raw bytes, torrent_info, decoded dict) for a .torrent file."""
     with open(path, "rb") as f:
         raw = f.read()
     decoded = lt.bdecode(raw)
     if not isinstance(decoded, dict) or b"info" not in decoded:
         raise DriverError(f"{path}: not a bencoded torrent dictionary")
     try:
-        return lt.torrent_info(raw), decoded
+        return raw, lt.torrent_info(raw), decoded
     except RuntimeError as exc:
         raise DriverError(f"{path}: libtorrent rejects the torrent: {exc}")
 
@@ -54,7 +54,7 @@ def hex_hashes(ti):
 
 
 def cmd_info(args):
-    ti, _ = load_torrent(args.torrent)
+    _, ti, _ = load_torrent(args.torrent)
     fs = ti.files()
     files = []
     for i in range(fs.num_files()):
@@ -158,9 +158,8 @@ def check_one(session, torrent_bytes, save_path):
 
 
 def cmd_check(args):
-    ti, decoded = load_torrent(args.torrent)
-    with open(args.torrent, "rb") as f:
-        views = {"as_given": f.read()}
+    raw, ti, decoded = load_torrent(args.torrent)
+    views = {"as_given": raw}
     hashes = ti.info_hashes()
     if hashes.has_v1() and hashes.has_v2():
         views["v1"] = lt.bencode(v1_view(decoded))
@@ -187,7 +186,7 @@ def cmd_make(args):
     lt.set_piece_hashes(ct, os.path.dirname(src))
     with open(args.out, "wb") as f:
         f.write(lt.bencode(ct.generate()))
-    ti, _ = load_torrent(args.out)
+    _, ti, _ = load_torrent(args.out)
     v1, v2 = hex_hashes(ti)
     return {"out": args.out, "info_hash_v1": v1, "info_hash_v2": v2}
 

@@ -217,10 +217,12 @@ impl<'a> Decoder<'a> {
             Some((b'-', tail)) => (true, tail),
             _ => (false, digits),
         };
+        let leading_zero = magnitude.len() > 1 && magnitude[0] == b'0';
+        let negative_zero = negative && magnitude == b"0";
         let well_formed = !magnitude.is_empty()
             && magnitude.iter().all(u8::is_ascii_digit)
-            && !(magnitude.len() > 1 && magnitude[0] == b'0')
-            && !(negative && magnitude == b"0");
+            && !leading_zero
+            && !negative_zero;
         if !well_formed {
             return Err(self.error(start, DecodeErrorKind::BadInteger));
         }

@@ -35,7 +35,7 @@ pub fn write_new(path: &Path, key: &SigningKey, overwrite: bool) -> Result<()> {
     })?;
     // On Windows the file inherits the folder's ACL: keep keys in a folder
     // only the publisher can read.
-    write!(file, "{HEADER}{}\n", hex::encode(key.to_bytes()))
+    writeln!(file, "{HEADER}{}", hex::encode(key.to_bytes()))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write key file {}", path.display()))
 }

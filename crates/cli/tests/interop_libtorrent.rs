@@ -31,17 +31,27 @@ const SINGLE_FILE_SIZE: u64 = 1_000_003;
 const TREE_NAME: &str = "bundle";
 /// Nested directories, an empty file, and sizes that are not multiples of
 /// any piece size, so that pad files and partial pieces are exercised.
-const TREE_FILES: &[(&str, u64)] = &[
+const NESTED_TREE: &[(&str, u64)] = &[
     ("a/b/c.bin", 300_001),
     ("a/d.txt", 17),
     ("empty.dat", 0),
     ("z/big.bin", 5_000_000),
 ];
+/// Names whose order as whole path strings ("a-b" < "a.txt" < "a/x") differs
+/// from the per-component order BEP 52 file trees use ("a" < "a-b" <
+/// "a.txt"), with upper case and punctuation sorting before lower case.
+const SORT_ORDER_TREE: &[(&str, u64)] = &[
+    ("B/y", 20_000),
+    ("_c", 5),
+    ("a/x", 40_000),
+    ("a-b", 1),
+    ("a.txt", 16_384),
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Fixture {
     SingleFile,
-    Tree,
+    Tree(&'static [(&'static str, u64)]),
 }
 
 impl Fixture {
@@ -53,9 +63,9 @@ impl Fixture {
                 write_random_file(&path, SINGLE_FILE_SIZE, 1);
                 path
             }
-            Fixture::Tree => {
+            Fixture::Tree(files) => {
                 let root = dir.join(TREE_NAME);
-                write_tree(&root, TREE_FILES, 2);
+                write_tree(&root, files, 2);
                 root
             }
         }
@@ -65,7 +75,7 @@ impl Fixture {
     fn expected_files(self) -> Vec<(String, u64)> {
         let mut files: Vec<_> = match self {
             Fixture::SingleFile => vec![(SINGLE_FILE_NAME.to_owned(), SINGLE_FILE_SIZE)],
-            Fixture::Tree => TREE_FILES
+            Fixture::Tree(files) => files
                 .iter()
                 .map(|(path, size)| ((*path).to_owned(), *size))
                 .collect(),
@@ -299,35 +309,105 @@ fn shoal_hybrid_single_file_large_pieces_verifies_in_libtorrent() {
 
 #[test]
 fn shoal_hybrid_tree_small_pieces_verifies_in_libtorrent() {
-    shoal_to_libtorrent(Fixture::Tree, SMALL_PIECE, false);
+    shoal_to_libtorrent(Fixture::Tree(NESTED_TREE), SMALL_PIECE, false);
 }
 
 #[test]
 fn shoal_hybrid_tree_large_pieces_verifies_in_libtorrent() {
-    shoal_to_libtorrent(Fixture::Tree, LARGE_PIECE, false);
+    shoal_to_libtorrent(Fixture::Tree(NESTED_TREE), LARGE_PIECE, false);
 }
 
 #[test]
 fn shoal_v2_only_tree_verifies_in_libtorrent() {
-    shoal_to_libtorrent(Fixture::Tree, SMALL_PIECE, true);
+    shoal_to_libtorrent(Fixture::Tree(NESTED_TREE), SMALL_PIECE, true);
 }
 
 #[test]
 fn libtorrent_hybrid_tree_inspects_identically() {
-    libtorrent_to_shoal(Fixture::Tree, "hybrid", SMALL_PIECE);
+    libtorrent_to_shoal(Fixture::Tree(NESTED_TREE), "hybrid", SMALL_PIECE);
 }
 
 #[test]
 fn libtorrent_v2_tree_inspects_identically() {
-    libtorrent_to_shoal(Fixture::Tree, "v2", SMALL_PIECE);
+    libtorrent_to_shoal(Fixture::Tree(NESTED_TREE), "v2", SMALL_PIECE);
 }
 
 #[test]
 fn libtorrent_v1_tree_inspects_identically() {
-    libtorrent_to_shoal(Fixture::Tree, "v1", SMALL_PIECE);
+    libtorrent_to_shoal(Fixture::Tree(NESTED_TREE), "v1", SMALL_PIECE);
 }
 
 #[test]
 fn libtorrent_hybrid_single_file_inspects_identically() {
     libtorrent_to_shoal(Fixture::SingleFile, "hybrid", 2 * SMALL_PIECE);
+}
+
+#[test]
+fn shoal_hybrid_sort_order_tree_verifies_in_libtorrent() {
+    shoal_to_libtorrent(Fixture::Tree(SORT_ORDER_TREE), SMALL_PIECE, false);
+}
+
+#[test]
+fn libtorrent_hybrid_sort_order_tree_inspects_identically() {
+    libtorrent_to_shoal(Fixture::Tree(SORT_ORDER_TREE), "hybrid", SMALL_PIECE);
+}
+
+/// A folder holding a single file: libtorrent adds no pad file then, and
+/// shoal must not either, or the two would name the same release differently.
+const ONE_FILE_TREE: &[(&str, u64)] = &[("only/file.bin", 70_000)];
+
+/// shoal and libtorrent, given the same data and piece size, must write the
+/// same `info` dictionary: same info-hashes, so both can join one swarm for
+/// a release no matter which of them made the torrent.
+fn same_info_hashes_as_libtorrent(fixture: Fixture, mode: &str, piece_size: u64) {
+    let ws = Workspace::new();
+    let source = fixture.create(&ws.data);
+    let key = ws.out.join("publisher.key");
+    run(shoal().arg("keygen").arg("--out").arg(&key));
+    let ours = ws.out.join("shoal.torrent");
+    let mut publish = shoal();
+    publish
+        .arg("publish")
+        .arg(&source)
+        .arg("--key")
+        .arg(&key)
+        .arg("--piece-size")
+        .arg(piece_size.to_string())
+        .arg("--out")
+        .arg(&ours);
+    if mode == "v2" {
+        publish.arg("--v2-only");
+    }
+    run(&mut publish);
+    let theirs = ws.out.join("libtorrent.torrent");
+    run(lt_driver()
+        .args(["make", "--mode", mode, "--piece-size"])
+        .arg(piece_size.to_string())
+        .arg(&source)
+        .arg(&theirs));
+    let (ours, theirs) = (shoal_inspect(&ours), lt_info(&theirs));
+    for key in ["info_hash_v1", "info_hash_v2"] {
+        assert_eq!(
+            field(&ours, key),
+            field(&theirs, key),
+            "{key}: shoal {ours:#} libtorrent {theirs:#}"
+        );
+    }
+}
+
+#[test]
+fn hybrid_tree_has_the_same_info_hashes_as_libtorrent() {
+    same_info_hashes_as_libtorrent(Fixture::Tree(NESTED_TREE), "hybrid", SMALL_PIECE);
+    same_info_hashes_as_libtorrent(Fixture::Tree(SORT_ORDER_TREE), "hybrid", SMALL_PIECE);
+}
+
+#[test]
+fn hybrid_single_file_has_the_same_info_hashes_as_libtorrent() {
+    same_info_hashes_as_libtorrent(Fixture::SingleFile, "hybrid", SMALL_PIECE);
+    same_info_hashes_as_libtorrent(Fixture::Tree(ONE_FILE_TREE), "hybrid", SMALL_PIECE);
+}
+
+#[test]
+fn v2_only_tree_has_the_same_info_hashes_as_libtorrent() {
+    same_info_hashes_as_libtorrent(Fixture::Tree(NESTED_TREE), "v2", LARGE_PIECE);
 }

@@ -54,7 +54,7 @@ impl fmt::Display for SafePath {
 
 /// Why a path from a torrent was refused, naming the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsafe file name {entry:?} in torrent: {problem}")]
+#[error("unsafe file name \"{entry}\" in torrent: {problem}")]
 pub struct UnsafePath {
     pub entry: String,
     pub problem: PathProblem,

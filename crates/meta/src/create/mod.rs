@@ -150,9 +150,13 @@ fn walk(
             path: disk_path.clone(),
             source,
         };
-        let name = entry.file_name().into_string().map_err(|raw| {
-            unsafe_name(crate::path::component_from_bytes(raw.as_encoded_bytes()).unwrap_err())
-        })?;
+        let name = match entry.file_name().into_string() {
+            Ok(name) => name,
+            // Not UTF-8: this reports it with the name shown lossily.
+            Err(raw) => {
+                crate::path::component_from_bytes(raw.as_encoded_bytes()).map_err(unsafe_name)?
+            }
+        };
         prefix.push(name);
         if file_type.is_dir() {
             walk(&disk_path, prefix, files)?;
@@ -271,7 +275,7 @@ pub fn create(
         files: &source.files,
         piece_length,
         with_v1: hybrid,
-        pad_v1_tails: source.multi_file,
+        pad_v1_tails: needs_pad_files(source),
         threads,
     };
     let hashes = hasher::hash_files(&job, progress)?;
@@ -334,7 +338,11 @@ fn build_info(source: &Source, hashes: &[FileHashes], piece_length: u64, hybrid:
         let pieces: Vec<u8> = hashes.iter().flat_map(|h| h.v1.concat()).collect();
         insert("pieces", Bencode::Bytes(pieces));
         if source.multi_file {
-            insert("files", Bencode::List(v1_file_list(source, piece_length)));
+            let pad = needs_pad_files(source);
+            insert(
+                "files",
+                Bencode::List(v1_file_list(source, piece_length, pad)),
+            );
         } else {
             insert("length", Bencode::int(source.files[0].length as i64));
         }
@@ -356,10 +364,17 @@ fn insert_leaf(tree: &mut BTreeMap<Vec<u8>, Bencode>, path: &[String], leaf: Ben
     }
 }
 
+/// Pad files align files to pieces; with one file there is nothing to
+/// align. libtorrent decides the same way, so the two make identical
+/// torrents from identical folders.
+fn needs_pad_files(source: &Source) -> bool {
+    source.files.len() > 1
+}
+
 /// The v1 `files` list with BEP 47 pad files. As libtorrent does, a pad
 /// follows every non-empty file that does not end on a piece boundary,
 /// the last one included, so v1 pieces line up with v2 pieces exactly.
-fn v1_file_list(source: &Source, piece_length: u64) -> Vec<Bencode> {
+fn v1_file_list(source: &Source, piece_length: u64, pad_files: bool) -> Vec<Bencode> {
     let mut list = Vec::new();
     for file in &source.files {
         let path = file
@@ -373,7 +388,7 @@ fn v1_file_list(source: &Source, piece_length: u64) -> Vec<Bencode> {
             ("path", Bencode::List(path)),
         ]));
         let tail = file.length % piece_length;
-        if tail != 0 {
+        if pad_files && tail != 0 {
             let pad = piece_length - tail;
             list.push(Bencode::dict([
                 ("attr", Bencode::string("p")),
