@@ -51,3 +51,4 @@ pub enum ReadTorrentError {
         source: TorrentError,
     },
 }
+pub mod layout;

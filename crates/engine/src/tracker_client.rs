@@ -1,0 +1,1 @@
+//! Tracker client (being written).

@@ -1,0 +1,1 @@
+//! The swarm state machine (being written).
