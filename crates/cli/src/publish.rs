@@ -51,6 +51,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(size) = args.piece_size {
+        if !size.is_power_of_two()
+            || !(meta::MIN_V2_PIECE_LENGTH..=meta::MAX_PIECE_LENGTH).contains(&size)
+        {
+            bail!("--piece-size {size}: must be a power of two from 16k to 256M");
+        }
+    }
     let key = crate::keyfile::read(&args.key)?;
     for url in &args.trackers {
         check_url(url, &["http", "https", "udp"], "--tracker")?;

@@ -40,12 +40,12 @@ pub fn read_torrent_file(path: &std::path::Path) -> Result<Torrent, ReadTorrentE
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadTorrentError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a usable torrent: {source}")]
+    #[error("{path} is not a usable torrent")]
     Invalid {
         path: std::path::PathBuf,
         source: TorrentError,

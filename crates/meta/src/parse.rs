@@ -384,6 +384,14 @@ fn walk_tree(
 /// A hybrid torrent is two descriptions of one set of files; if they
 /// differ, v1 and v2 peers would download different data.
 fn check_hybrid(v1: &[FileEntry], v2: &[FileEntry], piece_length: u64) -> Result<(), TorrentError> {
+    // A pad only ever fills the rest of a piece; a longer one would put
+    // whole v1 pieces of zeros where v2 has none.
+    if let Some(pad) = v1.iter().find(|f| f.pad && f.length >= piece_length) {
+        return Err(TorrentError::HybridMismatch(format!(
+            "pad file {} is {} bytes, not shorter than a piece",
+            pad.path, pad.length
+        )));
+    }
     let v1_data: Vec<&FileEntry> = v1.iter().filter(|f| !f.pad).collect();
     if v1_data.len() != v2.len() {
         return Err(TorrentError::HybridMismatch(format!(
@@ -452,18 +460,17 @@ fn parse_piece_layers(
     files: &[FileEntry],
     piece_length: u64,
 ) -> Result<HashMap<Hash256, Vec<Hash256>>, TorrentError> {
-    let empty = Vec::new();
-    let entries = match layers.map(|v| &v.kind) {
-        None => &empty,
-        Some(ValueKind::Dict(entries)) => entries,
+    let entries: HashMap<&[u8], &Value<'_>> = match layers.map(|v| &v.kind) {
+        None => HashMap::new(),
+        Some(ValueKind::Dict(entries)) => entries.iter().map(|(k, v)| (*k, v)).collect(),
         Some(_) => return Err(TorrentError::malformed("piece layers", "not a dictionary")),
     };
     let blocks_per_piece = (piece_length / BLOCK_SIZE) as usize;
     let mut result = HashMap::new();
-    for file in files.iter().filter(|f| f.length > piece_length) {
-        let root = file
-            .pieces_root
-            .expect("v2 files longer than a piece have roots");
+    for file in files.iter().filter(|f| !f.pad && f.length > piece_length) {
+        let Some(root) = file.pieces_root else {
+            continue; // only v2 files have roots; parse_file_tree requires them
+        };
         if result.contains_key(&root) {
             continue; // identical files share a root and a layer
         }
@@ -472,9 +479,8 @@ fn parse_piece_layers(
             problem,
         };
         let layer = entries
-            .iter()
-            .find(|(k, _)| *k == root.as_slice())
-            .and_then(|(_, v)| v.as_bytes())
+            .get(root.as_slice())
+            .and_then(|v| v.as_bytes())
             .ok_or_else(|| problem("missing".into()))?;
         let expected = file.length.div_ceil(piece_length);
         if layer.len() as u64 != expected * 32 {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The piece layout agrees with the torrents `meta::create` makes: every
 //! piece assembled from the source files through `Layout::spans` passes
 //! `check_piece`, and one flipped byte fails it.

@@ -41,7 +41,7 @@ pub struct CreateSettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -50,7 +50,7 @@ pub enum CreateError {
     NotRegularFile(PathBuf),
     #[error("{0}: holds no data (all files are empty); there is nothing to publish")]
     NoData(PathBuf),
-    #[error("{path}: {source}; rename it to publish")]
+    #[error("{path} cannot be published under its name (rename it)")]
     UnsafeName { path: PathBuf, source: UnsafePath },
     #[error("{0}: changed while it was being hashed; publish again once it is final")]
     FileChanged(PathBuf),
