@@ -1,0 +1,96 @@
+//! What the swarm knows about one connected peer.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::bitfield::Bitfield;
+use crate::picker::Block;
+use crate::rate::RateMeter;
+
+/// Capabilities announced in the handshake's reserved bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCaps {
+    /// BEP 6: have-all/none, reject, allowed-fast.
+    pub fast: bool,
+    /// BEP 10: extension protocol.
+    pub extended: bool,
+}
+
+/// Late copies of cancelled requests are expected; remember this many.
+const RECENTLY_CANCELLED: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    pub caps: PeerCaps,
+    pub pieces: Bitfield,
+    /// Pieces the peer has that we lack: interest without a scan.
+    pub wanted: u32,
+    /// A bitfield/have-all/have-none may only be the first message.
+    pub any_message_seen: bool,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Our requests to the peer, oldest first, with when they were sent.
+    pub requests: Vec<(Block, Instant)>,
+    pub recently_cancelled: VecDeque<Block>,
+    /// The peer's requests to us, waiting to be served.
+    pub upload_queue: VecDeque<Block>,
+    pub download: RateMeter,
+    pub upload: RateMeter,
+    /// When a block last arrived (or when requests started, if none yet).
+    pub last_progress: Instant,
+    pub snubbed: bool,
+    /// Smallest request-to-block time seen: the round trip without queueing.
+    pub base_rtt: Option<Duration>,
+    pub unchoked_at: Option<Instant>,
+    pub optimistic: bool,
+    /// While initial seeding: the pieces we have shown this peer. `None`
+    /// once it may see everything.
+    pub revealed: Option<Bitfield>,
+    /// Pieces in `revealed` the peer does not have yet.
+    pub revealed_outstanding: u32,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, caps: PeerCaps, piece_count: u32, now: Instant) -> Peer {
+        Peer {
+            addr,
+            caps,
+            pieces: Bitfield::new(piece_count),
+            wanted: 0,
+            any_message_seen: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            requests: Vec::new(),
+            recently_cancelled: VecDeque::new(),
+            upload_queue: VecDeque::new(),
+            download: RateMeter::new(now),
+            upload: RateMeter::new(now),
+            last_progress: now,
+            snubbed: false,
+            base_rtt: None,
+            unchoked_at: None,
+            optimistic: false,
+            revealed: None,
+            revealed_outstanding: 0,
+        }
+    }
+
+    pub fn remember_cancelled(&mut self, block: Block) {
+        if self.recently_cancelled.len() == RECENTLY_CANCELLED {
+            self.recently_cancelled.pop_front();
+        }
+        self.recently_cancelled.push_back(block);
+    }
+
+    /// Removes `block` from our requests; returns when it was sent.
+    pub fn take_request(&mut self, block: Block) -> Option<Instant> {
+        let at = self.requests.iter().position(|(b, _)| *b == block)?;
+        Some(self.requests.remove(at).1)
+    }
+}

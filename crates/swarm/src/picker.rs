@@ -1,0 +1,562 @@
+//! The piece picker: which block to ask which peer for next.
+//!
+//! Policy, in order of preference for a peer:
+//! 1. blocks of a piece this peer already started (whole pieces per peer:
+//!    when a piece fails its hash check, one sender is to blame);
+//! 2. blocks of a started piece whose starter is gone;
+//! 3. a new piece, rarest first (fewest connected peers have it), ties
+//!    broken at random so peers do not all fetch the same piece;
+//! 4. missing blocks of pieces other peers started;
+//! 5. endgame: when every missing block is already requested, a second
+//!    request for a block in flight elsewhere (the first copy to arrive
+//!    wins; the caller cancels the other).
+//!
+//! Rarity is kept sorted incrementally, as libtorrent does: `order` holds
+//! the pieces sorted by availability and `bucket_start[a]` is where pieces
+//! of availability `a` begin, so a have message moves one piece one slot.
+
+use std::collections::BTreeMap;
+
+use meta::layout::Layout;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::bitfield::Bitfield;
+use crate::PeerKey;
+
+const BLOCK: u32 = 16 * 1024;
+/// Most requests in flight for one block during endgame.
+const MAX_REQUESTERS: usize = 2;
+
+/// A block of a piece: what goes in a request message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Block {
+    pub piece: u32,
+    pub offset: u32,
+    pub length: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    Requested(Vec<PeerKey>),
+    Received(PeerKey),
+}
+
+#[derive(Debug, Clone)]
+struct PartialPiece {
+    /// The peer that started the piece, while it is connected.
+    starter: Option<PeerKey>,
+    blocks: Vec<BlockState>,
+    /// All blocks received; waiting for the hash check.
+    verifying: bool,
+}
+
+impl PartialPiece {
+    fn missing(&self) -> impl Iterator<Item = usize> + '_ {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == BlockState::Missing)
+            .map(|(i, _)| i)
+    }
+}
+
+/// What happened to a block that arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockArrival {
+    /// Store it: it was requested and is the first copy.
+    pub accepted: bool,
+    /// Other peers that were asked for the same block (endgame): cancel them.
+    pub also_requested_from: Vec<PeerKey>,
+    /// Every block of the piece is in: check its hash.
+    pub piece_complete: bool,
+}
+
+#[derive(Debug)]
+pub struct PiecePicker {
+    layout: Layout,
+    have: Bitfield,
+    availability: Vec<u32>,
+    order: Vec<u32>,
+    position: Vec<u32>,
+    bucket_start: Vec<u32>,
+    partial: BTreeMap<u32, PartialPiece>,
+    /// Blocks nobody has been asked for, over all pieces not yet had.
+    missing_blocks: u64,
+}
+
+impl PiecePicker {
+    pub fn new(layout: Layout, have: Bitfield, rng: &mut SmallRng) -> PiecePicker {
+        let count = layout.piece_count();
+        let mut order: Vec<u32> = (0..count).collect();
+        order.shuffle(rng);
+        let mut position = vec![0; count as usize];
+        for (at, &piece) in order.iter().enumerate() {
+            position[piece as usize] = at as u32;
+        }
+        let missing_blocks = (0..count)
+            .filter(|&p| !have.get(p))
+            .map(|p| u64::from(layout.block_count(p)))
+            .sum();
+        PiecePicker {
+            layout,
+            have,
+            availability: vec![0; count as usize],
+            order,
+            position,
+            bucket_start: vec![0, count],
+            partial: BTreeMap::new(),
+            missing_blocks,
+        }
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn availability(&self, piece: u32) -> u32 {
+        self.availability[piece as usize]
+    }
+
+    /// True once no block is left that nobody was asked for.
+    pub fn in_endgame(&self) -> bool {
+        self.missing_blocks == 0
+    }
+
+    fn swap(&mut self, a: u32, b: u32) {
+        let (pa, pb) = (self.order[a as usize], self.order[b as usize]);
+        self.order.swap(a as usize, b as usize);
+        self.position[pa as usize] = b;
+        self.position[pb as usize] = a;
+    }
+
+    /// One more connected peer has `piece`.
+    pub fn increment(&mut self, piece: u32) {
+        let a = self.availability[piece as usize] as usize;
+        if a + 2 >= self.bucket_start.len() {
+            self.bucket_start.push(self.order.len() as u32);
+        }
+        // Move to the end of bucket a, then shrink bucket a by one.
+        let last = self.bucket_start[a + 1] - 1;
+        self.swap(self.position[piece as usize], last);
+        self.bucket_start[a + 1] -= 1;
+        self.availability[piece as usize] += 1;
+    }
+
+    /// One fewer connected peer has `piece`.
+    pub fn decrement(&mut self, piece: u32) {
+        let a = self.availability[piece as usize] as usize;
+        if a == 0 {
+            return;
+        }
+        let first = self.bucket_start[a];
+        self.swap(self.position[piece as usize], first);
+        self.bucket_start[a] += 1;
+        self.availability[piece as usize] -= 1;
+    }
+
+    pub fn add_peer_pieces(&mut self, pieces: &Bitfield) {
+        for piece in pieces.ones() {
+            self.increment(piece);
+        }
+    }
+
+    pub fn remove_peer_pieces(&mut self, pieces: &Bitfield) {
+        for piece in pieces.ones() {
+            self.decrement(piece);
+        }
+    }
+
+    fn block(&self, piece: u32, index: usize) -> Block {
+        let offset = index as u32 * BLOCK;
+        Block {
+            piece,
+            offset,
+            length: BLOCK.min(self.layout.piece_len(piece) - offset),
+        }
+    }
+
+    fn start_piece(&mut self, piece: u32, peer: PeerKey) -> &mut PartialPiece {
+        let layout = &self.layout;
+        let blocks: Vec<BlockState> = (0..layout.block_count(piece))
+            .map(|b| {
+                if layout.block_is_padding(piece, b * BLOCK) {
+                    BlockState::Received(peer)
+                } else {
+                    BlockState::Missing
+                }
+            })
+            .collect();
+        let padding = blocks.iter().filter(|b| **b != BlockState::Missing).count() as u64;
+        self.missing_blocks -= padding;
+        self.partial.entry(piece).or_insert(PartialPiece {
+            starter: Some(peer),
+            blocks,
+            verifying: false,
+        })
+    }
+
+    /// Picks up to `count` blocks for `peer`, which has `peer_has`, and
+    /// marks them requested by it.
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &Bitfield,
+        count: usize,
+        rng: &mut SmallRng,
+    ) -> Vec<Block> {
+        let mut picked = Vec::new();
+        if count == 0 {
+            return picked;
+        }
+        // 1 and 2: started pieces of this peer, then orphaned ones.
+        let mut started: Vec<(bool, u32)> = self
+            .partial
+            .iter()
+            .filter(|(&p, partial)| !partial.verifying && peer_has.get(p))
+            .filter(|(_, partial)| partial.starter == Some(peer) || partial.starter.is_none())
+            .map(|(&p, partial)| (partial.starter != Some(peer), p))
+            .collect();
+        started.sort_unstable();
+        for (_, piece) in started {
+            self.take_missing(piece, peer, count, &mut picked);
+            if picked.len() >= count {
+                return picked;
+            }
+        }
+        // 3: new pieces, rarest first.
+        while picked.len() < count {
+            let Some(piece) = self.rarest_new_piece(peer_has, rng) else {
+                break;
+            };
+            self.start_piece(piece, peer);
+            self.take_missing(piece, peer, count, &mut picked);
+        }
+        // 4: what others started.
+        if picked.len() < count {
+            let others: Vec<u32> = self
+                .partial
+                .iter()
+                .filter(|(&p, partial)| {
+                    !partial.verifying && peer_has.get(p) && partial.missing().next().is_some()
+                })
+                .map(|(&p, _)| p)
+                .collect();
+            for piece in others {
+                self.take_missing(piece, peer, count, &mut picked);
+                if picked.len() >= count {
+                    return picked;
+                }
+            }
+        }
+        // 5: endgame duplicates.
+        if picked.len() < count && self.in_endgame() {
+            self.take_duplicates(peer, peer_has, count, &mut picked);
+        }
+        picked
+    }
+
+    fn take_missing(&mut self, piece: u32, peer: PeerKey, count: usize, picked: &mut Vec<Block>) {
+        let Some(partial) = self.partial.get_mut(&piece) else {
+            return;
+        };
+        let missing: Vec<usize> = partial.missing().take(count - picked.len()).collect();
+        for &index in &missing {
+            partial.blocks[index] = BlockState::Requested(vec![peer]);
+        }
+        self.missing_blocks -= missing.len() as u64;
+        picked.extend(missing.into_iter().map(|index| self.block(piece, index)));
+    }
+
+    fn take_duplicates(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &Bitfield,
+        count: usize,
+        picked: &mut Vec<Block>,
+    ) {
+        let mut pieces: Vec<u32> = self
+            .partial
+            .iter()
+            .filter(|(&p, partial)| !partial.verifying && peer_has.get(p))
+            .map(|(&p, _)| p)
+            .collect();
+        pieces.sort_unstable();
+        for piece in pieces {
+            let Some(partial) = self.partial.get_mut(&piece) else {
+                continue;
+            };
+            let mut taken = Vec::new();
+            for (index, state) in partial.blocks.iter_mut().enumerate() {
+                if picked.len() + taken.len() >= count {
+                    break;
+                }
+                if let BlockState::Requested(by) = state {
+                    if by.len() < MAX_REQUESTERS && !by.contains(&peer) {
+                        by.push(peer);
+                        taken.push(index);
+                    }
+                }
+            }
+            picked.extend(taken.into_iter().map(|index| self.block(piece, index)));
+            if picked.len() >= count {
+                return;
+            }
+        }
+    }
+
+    /// The rarest piece `peer_has` offers that we neither have nor started;
+    /// a random one among the equally rare.
+    fn rarest_new_piece(&self, peer_has: &Bitfield, rng: &mut SmallRng) -> Option<u32> {
+        for bucket in 1..self.bucket_start.len() - 1 {
+            let (start, end) = (
+                self.bucket_start[bucket] as usize,
+                self.bucket_start[bucket + 1] as usize,
+            );
+            if start == end {
+                continue;
+            }
+            // Scan the bucket from a random point so ties go anywhere.
+            let span = end - start;
+            let offset = rng.gen_range(0..span);
+            for step in 0..span {
+                let piece = self.order[start + (offset + step) % span];
+                if peer_has.get(piece)
+                    && !self.have.get(piece)
+                    && !self.partial.contains_key(&piece)
+                {
+                    return Some(piece);
+                }
+            }
+        }
+        None
+    }
+
+    /// A block arrived from `peer`.
+    pub fn on_block(&mut self, peer: PeerKey, block: Block) -> BlockArrival {
+        let mut arrival = BlockArrival {
+            accepted: false,
+            also_requested_from: Vec::new(),
+            piece_complete: false,
+        };
+        let index = (block.offset / BLOCK) as usize;
+        let Some(partial) = self.partial.get_mut(&block.piece) else {
+            return arrival;
+        };
+        if !block.offset.is_multiple_of(BLOCK) || index >= partial.blocks.len() {
+            return arrival;
+        }
+        match &partial.blocks[index] {
+            BlockState::Requested(by) if by.contains(&peer) => {
+                arrival.also_requested_from = by.iter().copied().filter(|&p| p != peer).collect();
+                partial.blocks[index] = BlockState::Received(peer);
+                arrival.accepted = true;
+            }
+            _ => return arrival, // unrequested, or a late duplicate
+        }
+        if partial
+            .blocks
+            .iter()
+            .all(|b| matches!(b, BlockState::Received(_)))
+        {
+            partial.verifying = true;
+            arrival.piece_complete = true;
+        }
+        arrival
+    }
+
+    /// `peer` will not send `block` after all (choked, rejected, timed out,
+    /// cancelled or gone): someone else may be asked.
+    pub fn abort_request(&mut self, peer: PeerKey, block: Block) {
+        let index = (block.offset / BLOCK) as usize;
+        let Some(partial) = self.partial.get_mut(&block.piece) else {
+            return;
+        };
+        if let Some(BlockState::Requested(by)) = partial.blocks.get_mut(index) {
+            by.retain(|&p| p != peer);
+            if by.is_empty() {
+                partial.blocks[index] = BlockState::Missing;
+                self.missing_blocks += 1;
+            }
+        }
+    }
+
+    /// `peer` left: its started pieces are up for grabs.
+    pub fn forget_starter(&mut self, peer: PeerKey) {
+        for partial in self.partial.values_mut() {
+            if partial.starter == Some(peer) {
+                partial.starter = None;
+            }
+        }
+    }
+
+    /// Who sent each block of a piece being checked (padding counts as
+    /// its starter's).
+    pub fn senders(&self, piece: u32) -> Vec<PeerKey> {
+        self.partial.get(&piece).map_or_else(Vec::new, |partial| {
+            partial
+                .blocks
+                .iter()
+                .filter_map(|b| match b {
+                    BlockState::Received(peer) => Some(*peer),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The hash check passed: the piece is ours.
+    pub fn piece_passed(&mut self, piece: u32) {
+        self.partial.remove(&piece);
+        self.have.set(piece);
+    }
+
+    /// The hash check failed: every block must be fetched again.
+    pub fn piece_failed(&mut self, piece: u32) {
+        if self.partial.remove(&piece).is_some() {
+            self.missing_blocks += u64::from(self.layout.block_count(piece));
+        }
+    }
+
+    /// Whether `peer_has` holds any piece we lack.
+    pub fn is_interesting(&self, peer_has: &Bitfield) -> bool {
+        peer_has.ones().any(|p| !self.have.get(p))
+    }
+
+    /// Whether some piece is held by no connected peer.
+    pub fn any_piece_unheld(&self) -> bool {
+        self.bucket_start.get(1).is_some_and(|&end| end > 0)
+    }
+
+    /// Pieces no connected peer has and we lack: only the origin can supply them.
+    pub fn unavailable_pieces(&self) -> impl Iterator<Item = u32> + '_ {
+        let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
+        self.order[..end]
+            .iter()
+            .copied()
+            .filter(|&p| !self.have.get(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn layout(pieces: u32) -> Layout {
+        use meta::{path::SafePath, FileEntry, InfoHashes, SignatureStatus, Torrent};
+        let piece_length = 32 * 1024;
+        let torrent = Torrent {
+            info_hashes: InfoHashes {
+                v1: Some([0; 20]),
+                v2: None,
+            },
+            name: "t".into(),
+            multi_file: false,
+            piece_length,
+            files: vec![FileEntry {
+                path: SafePath::new(vec!["t".into()]).unwrap(),
+                length: u64::from(pieces) * piece_length - 100,
+                offset: 0,
+                pad: false,
+                pieces_root: None,
+            }],
+            v1_piece_hashes: vec![[0; 20]; pieces as usize],
+            piece_layers: Default::default(),
+            trackers: vec![],
+            web_seeds: vec![],
+            creation_date: None,
+            created_by: None,
+            comment: None,
+            signature: SignatureStatus::Absent,
+            info_bytes: vec![],
+        };
+        Layout::new(&torrent)
+    }
+
+    /// The incremental availability order stays sorted and consistent
+    /// through any sequence of increments and decrements.
+    #[test]
+    fn availability_order_stays_sorted() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let mut picker = PiecePicker::new(layout(50), Bitfield::new(50), &mut rng);
+        let mut naive = [0u32; 50];
+        for _ in 0..20_000 {
+            let piece = rng.gen_range(0..50);
+            if rng.gen_bool(0.55) {
+                picker.increment(piece);
+                naive[piece as usize] += 1;
+            } else if naive[piece as usize] > 0 {
+                picker.decrement(piece);
+                naive[piece as usize] -= 1;
+            }
+        }
+        let order: Vec<u32> = picker
+            .order
+            .iter()
+            .map(|&p| picker.availability(p))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        for piece in 0..50u32 {
+            assert_eq!(picker.availability(piece), naive[piece as usize]);
+            assert_eq!(
+                picker.order[picker.position[piece as usize] as usize],
+                piece
+            );
+        }
+    }
+
+    #[test]
+    fn rarest_piece_first_and_whole_pieces_per_peer() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut picker = PiecePicker::new(layout(4), Bitfield::new(4), &mut rng);
+        let everything = Bitfield::full(4);
+        picker.add_peer_pieces(&everything);
+        let mut common = Bitfield::new(4);
+        for p in [0, 1, 3] {
+            common.set(p);
+        }
+        picker.add_peer_pieces(&common);
+        // Piece 2 is held by one peer only: it comes first.
+        let picked = picker.pick(PeerKey(1), &everything, 2, &mut rng);
+        assert_eq!(
+            picked.iter().map(|b| b.piece).collect::<Vec<_>>(),
+            vec![2, 2]
+        );
+        // The same peer continues its own piece before starting another.
+        picker.abort_request(PeerKey(1), picked[1]);
+        let again = picker.pick(PeerKey(1), &everything, 1, &mut rng);
+        assert_eq!(again[0].piece, 2);
+        assert_eq!(again[0].offset, 16 * 1024);
+    }
+
+    #[test]
+    fn endgame_asks_a_second_peer_and_the_first_copy_wins() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let mut picker = PiecePicker::new(layout(1), Bitfield::new(1), &mut rng);
+        let all = Bitfield::full(1);
+        picker.add_peer_pieces(&all);
+        picker.add_peer_pieces(&all);
+        let first = picker.pick(PeerKey(1), &all, 10, &mut rng);
+        assert_eq!(first.len(), 2);
+        assert!(picker.in_endgame());
+        let second = picker.pick(PeerKey(2), &all, 10, &mut rng);
+        assert_eq!(second, first, "endgame duplicates the blocks in flight");
+        let arrival = picker.on_block(PeerKey(2), first[0]);
+        assert!(arrival.accepted);
+        assert_eq!(arrival.also_requested_from, vec![PeerKey(1)]);
+        assert!(
+            !picker.on_block(PeerKey(1), first[0]).accepted,
+            "a late copy is not stored"
+        );
+        let last = picker.on_block(PeerKey(1), first[1]);
+        assert!(last.accepted && last.piece_complete);
+        assert_eq!(picker.senders(0), vec![PeerKey(2), PeerKey(1)]);
+    }
+}

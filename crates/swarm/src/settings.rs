@@ -1,0 +1,68 @@
+//! Everything a swarm's behaviour can be tuned by, with defaults and units.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SwarmSettings {
+    /// Most connected peers.
+    pub max_peers: usize,
+    /// Most outgoing connections being set up at once (half-open).
+    pub max_connecting: usize,
+    /// Peers unchoked for their upload rate (tit-for-tat).
+    pub unchoke_slots: usize,
+    /// Peers unchoked at random, to find better partners and start newcomers.
+    pub optimistic_slots: usize,
+    /// How often the choker re-ranks peers.
+    pub choke_interval: Duration,
+    /// How often the optimistic slot moves on.
+    pub optimistic_interval: Duration,
+    /// Requests kept in flight cover twice the round trip plus this much
+    /// time at the peer's measured rate, so the link never idles between
+    /// answers. Deeper queues only commit blocks to one peer early, which
+    /// makes peers collide on the same pieces.
+    pub request_queue_time: Duration,
+    /// Requests in flight to a peer whose rate is not known yet.
+    pub initial_queue_depth: usize,
+    /// Bounds on requests in flight to one peer.
+    pub min_queue_depth: usize,
+    pub max_queue_depth: usize,
+    /// A peer with requests in flight that sends nothing for this long is
+    /// snubbed: its requests go to other peers.
+    pub request_timeout: Duration,
+    /// Most requests from one peer waiting to be served; more is abuse.
+    pub max_upload_queue: usize,
+    /// Failed pieces a peer may be blamed for before it is banned.
+    pub strikes_to_ban: u32,
+    /// Wait before redialling an address that failed or left.
+    pub reconnect_delay: Duration,
+    /// Housekeeping period: timeouts, connections, request refills.
+    pub tick: Duration,
+    /// A swarm that starts as the only seed shows each peer a few pieces at
+    /// a time, different ones to different peers, until every piece is out
+    /// in the swarm (super-seeding, BEP 16): the seed then sends each piece
+    /// about once instead of the same pieces to several peers.
+    pub initial_seeding: bool,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> Self {
+        SwarmSettings {
+            max_peers: 60,
+            max_connecting: 10,
+            unchoke_slots: 4,
+            optimistic_slots: 1,
+            choke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            request_queue_time: Duration::from_millis(300),
+            initial_queue_depth: 32,
+            min_queue_depth: 4,
+            max_queue_depth: 1000,
+            request_timeout: Duration::from_secs(20),
+            max_upload_queue: 500,
+            strikes_to_ban: 3,
+            reconnect_delay: Duration::from_secs(30),
+            tick: Duration::from_millis(500),
+            initial_seeding: true,
+        }
+    }
+}

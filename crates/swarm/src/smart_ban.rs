@@ -1,0 +1,89 @@
+//! Finding who sent bad data (libtorrent's "smart ban").
+//!
+//! When a piece fails its hash check and one peer sent all of it, that
+//! peer is to blame. When several peers contributed, we keep each block's
+//! hash and sender and wait: once a good copy of the piece passes, every
+//! peer whose block differs from the good one lied, and only they are
+//! struck. Honest peers that shared a piece with a liar are never blamed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Failed copies kept per piece, at most; older ones are dropped.
+const MAX_RECORDS_PER_PIECE: usize = 4;
+/// Pieces with failed copies kept, at most.
+const MAX_PIECES: usize = 256;
+
+/// One failed copy of a piece: each block's sender and hash.
+type FailedCopy = Vec<(SocketAddr, [u8; 32])>;
+
+#[derive(Debug, Default)]
+pub(crate) struct SmartBan {
+    failed: HashMap<u32, Vec<FailedCopy>>,
+}
+
+impl SmartBan {
+    /// A copy of `piece` failed. Returns the sender to strike now if one
+    /// peer sent every block.
+    pub fn failed(
+        &mut self,
+        piece: u32,
+        blocks: Vec<(SocketAddr, [u8; 32])>,
+    ) -> Option<SocketAddr> {
+        let first = blocks.first()?.0;
+        if blocks.iter().all(|(sender, _)| *sender == first) {
+            return Some(first);
+        }
+        if self.failed.len() >= MAX_PIECES && !self.failed.contains_key(&piece) {
+            return None;
+        }
+        let records = self.failed.entry(piece).or_default();
+        if records.len() == MAX_RECORDS_PER_PIECE {
+            records.remove(0);
+        }
+        records.push(blocks);
+        None
+    }
+
+    /// `piece` passed with these block hashes: returns, once each, the
+    /// senders of earlier failed copies whose blocks differ.
+    pub fn passed(&mut self, piece: u32, good: &[[u8; 32]]) -> Vec<SocketAddr> {
+        let mut liars = Vec::new();
+        for record in self.failed.remove(&piece).unwrap_or_default() {
+            for ((sender, hash), good_hash) in record.iter().zip(good) {
+                if hash != good_hash && !liars.contains(sender) {
+                    liars.push(*sender);
+                }
+            }
+        }
+        liars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_lone_sender_is_blamed_at_once() {
+        let mut ban = SmartBan::default();
+        assert_eq!(
+            ban.failed(1, vec![(addr(1), [0; 32]), (addr(1), [1; 32])]),
+            Some(addr(1))
+        );
+    }
+
+    #[test]
+    fn a_shared_piece_blames_only_the_differing_sender_once_a_good_copy_passes() {
+        let mut ban = SmartBan::default();
+        let good = [[1; 32], [2; 32], [3; 32]];
+        let bad = vec![(addr(1), [1; 32]), (addr(2), [9; 32]), (addr(1), [3; 32])];
+        assert_eq!(ban.failed(7, bad), None);
+        assert_eq!(ban.passed(7, &good), vec![addr(2)]);
+        assert!(ban.passed(7, &good).is_empty(), "records are used once");
+    }
+}

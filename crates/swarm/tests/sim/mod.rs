@@ -1,0 +1,602 @@
+//! A deterministic swarm simulation: many `Swarm`s, no sockets, virtual
+//! time. Each node has an uplink and a downlink of fixed rate; messages
+//! queue on the sender's uplink (connections served round-robin), cross a
+//! fixed latency, then queue on the receiver's downlink, as in libtorrent's
+//! simulations with per-link rates. Piece checks are instant: a piece
+//! passes when every block came from an honest node.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use meta::layout::Layout;
+use meta::path::SafePath;
+use meta::{FileEntry, InfoHashes, SignatureStatus, Torrent};
+use swarm::{Action, Bitfield, Block, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
+use wire::{BlockRef, Message};
+
+/// Bytes a message costs on the wire besides block data.
+const HEADER_BYTES: u64 = 17;
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub upload_bps: u64,
+    pub download_bps: u64,
+    pub seed: bool,
+    /// Corrupts one block in `lie_every` that it uploads.
+    pub lie_every: Option<u32>,
+    /// Virtual seconds after the start at which it joins.
+    pub join_at: f64,
+}
+
+impl NodeSpec {
+    pub fn leecher(upload_bps: u64, download_bps: u64) -> NodeSpec {
+        NodeSpec {
+            upload_bps,
+            download_bps,
+            seed: false,
+            lie_every: None,
+            join_at: 0.0,
+        }
+    }
+
+    pub fn seed(upload_bps: u64) -> NodeSpec {
+        NodeSpec {
+            upload_bps,
+            download_bps: upload_bps,
+            seed: true,
+            lie_every: None,
+            join_at: 0.0,
+        }
+    }
+}
+
+enum Event {
+    /// A message reaches `to` over connection `conn`.
+    Deliver {
+        to: usize,
+        key: PeerKey,
+        message: SimMessage,
+    },
+    /// The uplink of `node` finished a transmission.
+    UplinkFree {
+        node: usize,
+    },
+    Timer {
+        node: usize,
+    },
+    Join {
+        node: usize,
+    },
+    Connect {
+        from: usize,
+        to: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum SimMessage {
+    Control(Outgoing),
+    /// Block data and whether it is genuine.
+    Block {
+        block: Block,
+        honest: bool,
+        from: usize,
+    },
+    Closed,
+}
+
+struct Queued {
+    key: PeerKey,
+    message: SimMessage,
+    bytes: u64,
+}
+
+pub struct Node {
+    pub spec: NodeSpec,
+    pub swarm: Option<Swarm>,
+    pub addr: SocketAddr,
+    /// Our key -> (other node, its key for us).
+    links: BTreeMap<PeerKey, (usize, PeerKey)>,
+    control: VecDeque<Queued>,
+    upload_turn: usize,
+    uplink_busy: bool,
+    downlink_free_at: Duration,
+    /// Per piece: honesty of each stored block.
+    blocks: HashMap<u32, HashMap<u32, bool>>,
+    blocks_sent: u32,
+    pub uploaded: u64,
+    pub failed_pieces: u32,
+    /// Blocks uploaded per piece.
+    pub piece_uploads: HashMap<u32, u32>,
+    pub finished_at: Option<Duration>,
+    timer_at: Option<Duration>,
+}
+
+pub struct Simulation {
+    pub nodes: Vec<Node>,
+    pub layout: Layout,
+    events: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    payloads: HashMap<u64, Event>,
+    seq: u64,
+    pub now: Duration,
+    t0: Instant,
+    latency: Duration,
+    /// Seed's upload when the first leecher finished.
+    pub seed_upload_at_first_finish: Option<u64>,
+    pub settings: SwarmSettings,
+}
+
+/// A torrent of `pieces` pieces of `piece_length` bytes, enough for a Layout.
+pub fn synthetic_layout(pieces: u32, piece_length: u64) -> Layout {
+    let total = u64::from(pieces) * piece_length;
+    let torrent = Torrent {
+        info_hashes: InfoHashes {
+            v1: Some([0; 20]),
+            v2: None,
+        },
+        name: "sim".into(),
+        multi_file: false,
+        piece_length,
+        files: vec![FileEntry {
+            path: SafePath::new(vec!["sim".into()]).unwrap(),
+            length: total,
+            offset: 0,
+            pad: false,
+            pieces_root: None,
+        }],
+        v1_piece_hashes: vec![[0; 20]; pieces as usize],
+        piece_layers: HashMap::new(),
+        trackers: Vec::new(),
+        web_seeds: Vec::new(),
+        creation_date: None,
+        created_by: None,
+        comment: None,
+        signature: SignatureStatus::Absent,
+        info_bytes: Vec::new(),
+    };
+    Layout::new(&torrent)
+}
+
+fn block_hash(piece: u32, offset: u32, honest: bool) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash[..4].copy_from_slice(&piece.to_le_bytes());
+    hash[4..8].copy_from_slice(&offset.to_le_bytes());
+    hash[8] = u8::from(!honest);
+    hash
+}
+
+impl Simulation {
+    pub fn new(
+        layout: Layout,
+        specs: Vec<NodeSpec>,
+        settings: SwarmSettings,
+        seed: u64,
+    ) -> Simulation {
+        let t0 = Instant::now();
+        let nodes = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| Node {
+                spec,
+                swarm: None,
+                addr: SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881)),
+                links: BTreeMap::new(),
+                control: VecDeque::new(),
+                upload_turn: 0,
+                uplink_busy: false,
+                downlink_free_at: Duration::ZERO,
+                blocks: HashMap::new(),
+                blocks_sent: 0,
+                uploaded: 0,
+                failed_pieces: 0,
+                piece_uploads: HashMap::new(),
+                finished_at: None,
+                timer_at: None,
+            })
+            .collect();
+        let mut sim = Simulation {
+            nodes,
+            layout,
+            events: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            seq: 0,
+            now: Duration::ZERO,
+            t0,
+            latency: Duration::from_millis(20),
+            seed_upload_at_first_finish: None,
+            settings,
+        };
+        for i in 0..sim.nodes.len() {
+            let at = Duration::from_secs_f64(sim.nodes[i].spec.join_at);
+            sim.schedule(at, Event::Join { node: i });
+        }
+        sim.seq = seed.wrapping_mul(1_000_000_007); // seeds the swarms via node index below
+        sim
+    }
+
+    fn instant(&self) -> Instant {
+        self.t0 + self.now
+    }
+
+    fn schedule(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.payloads.insert(self.seq, event);
+        self.events.push(Reverse((at, self.seq, 0)));
+    }
+
+    /// Runs until every node finished or `limit` virtual seconds passed.
+    pub fn run(&mut self, limit: Duration) {
+        while let Some(Reverse((at, seq, _))) = self.events.pop() {
+            if at > limit || self.all_finished() {
+                break;
+            }
+            self.now = at;
+            let event = self.payloads.remove(&seq).unwrap();
+            self.handle(event);
+        }
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.nodes.iter().all(|n| n.finished_at.is_some())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Join { node } => self.join(node),
+            Event::Connect { from, to } => self.connect(from, to),
+            Event::Timer { node } => {
+                self.nodes[node].timer_at = None;
+                let now = self.instant();
+                if let Some(swarm) = self.nodes[node].swarm.as_mut() {
+                    swarm.handle_timeout(now);
+                }
+                self.drain(node);
+            }
+            Event::UplinkFree { node } => {
+                self.nodes[node].uplink_busy = false;
+                self.pump_uplink(node);
+            }
+            Event::Deliver { to, key, message } => self.deliver(to, key, message),
+        }
+    }
+
+    fn join(&mut self, node: usize) {
+        let count = self.layout.piece_count();
+        let have = if self.nodes[node].spec.seed {
+            Bitfield::full(count)
+        } else {
+            Bitfield::new(count)
+        };
+        let now = self.instant();
+        let mut swarm = Swarm::new(
+            self.layout.clone(),
+            have,
+            self.settings.clone(),
+            self.seq ^ node as u64,
+            now,
+        );
+        // The tracker: every node that joined so far.
+        let others: Vec<SocketAddr> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| *i != node && n.swarm.is_some())
+            .map(|(_, n)| n.addr)
+            .collect();
+        swarm.add_addresses(now, others);
+        // ...and, on their next announce, every node hears of the newcomer.
+        let addr = self.nodes[node].addr;
+        for other in 0..self.nodes.len() {
+            if let Some(swarm) = self.nodes[other].swarm.as_mut() {
+                swarm.add_addresses(now, [addr]);
+            }
+        }
+        if self.nodes[node].spec.seed {
+            self.nodes[node].finished_at = Some(self.now);
+        }
+        self.nodes[node].swarm = Some(swarm);
+        self.drain(node);
+    }
+
+    fn node_by_addr(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr == addr)
+    }
+
+    fn connect(&mut self, from: usize, to: usize) {
+        let now = self.instant();
+        let caps = PeerCaps {
+            fast: true,
+            extended: false,
+        };
+        let (from_addr, to_addr) = (self.nodes[from].addr, self.nodes[to].addr);
+        let Some(to_swarm) = self.nodes[to].swarm.as_mut() else {
+            self.nodes[from]
+                .swarm
+                .as_mut()
+                .unwrap()
+                .handle_connect_failed(now, to_addr);
+            return self.drain(from);
+        };
+        let incoming = to_swarm.handle_peer_connected(now, from_addr, false, caps);
+        let Ok(to_key) = incoming else {
+            self.nodes[from]
+                .swarm
+                .as_mut()
+                .unwrap()
+                .handle_connect_failed(now, to_addr);
+            return self.drain(from);
+        };
+        match self.nodes[from]
+            .swarm
+            .as_mut()
+            .unwrap()
+            .handle_peer_connected(now, to_addr, true, caps)
+        {
+            Ok(from_key) => {
+                self.nodes[from].links.insert(from_key, (to, to_key));
+                self.nodes[to].links.insert(to_key, (from, from_key));
+            }
+            Err(_) => self.nodes[to]
+                .swarm
+                .as_mut()
+                .unwrap()
+                .handle_peer_disconnected(now, to_key),
+        }
+        self.drain(from);
+        self.drain(to);
+    }
+
+    /// Carries out a node's actions.
+    fn drain(&mut self, node: usize) {
+        let now = self.instant();
+        loop {
+            let Some(swarm) = self.nodes[node].swarm.as_mut() else {
+                return;
+            };
+            let Some(action) = swarm.poll_action() else {
+                break;
+            };
+            match action {
+                Action::Connect(addr) => {
+                    if let Some(to) = self.node_by_addr(addr) {
+                        self.schedule(self.now + self.latency, Event::Connect { from: node, to });
+                    }
+                }
+                Action::Send(key, message) => {
+                    self.nodes[node].control.push_back(Queued {
+                        key,
+                        message: SimMessage::Control(message),
+                        bytes: HEADER_BYTES,
+                    });
+                    self.pump_uplink(node);
+                }
+                Action::Disconnect(key, _) => self.close(node, key),
+                Action::UploadReady(_) => self.pump_uplink(node),
+                Action::Verify(piece) => {
+                    let blocks = self.nodes[node].blocks.remove(&piece).unwrap_or_default();
+                    let mut offsets: Vec<(u32, bool)> = blocks.into_iter().collect();
+                    offsets.sort_unstable();
+                    let passed = offsets.iter().all(|(_, honest)| *honest);
+                    self.nodes[node].failed_pieces += u32::from(!passed);
+                    let hashes: Vec<[u8; 32]> = offsets
+                        .iter()
+                        .map(|&(o, h)| block_hash(piece, o, h))
+                        .collect();
+                    self.nodes[node]
+                        .swarm
+                        .as_mut()
+                        .unwrap()
+                        .handle_piece_checked(now, piece, passed, &hashes);
+                }
+                Action::PieceVerified(_) => {}
+                Action::Completed => {
+                    self.nodes[node].finished_at.get_or_insert(self.now);
+                    if self.seed_upload_at_first_finish.is_none() {
+                        self.seed_upload_at_first_finish = Some(
+                            self.nodes
+                                .iter()
+                                .filter(|n| n.spec.seed)
+                                .map(|n| n.uploaded)
+                                .sum(),
+                        );
+                    }
+                }
+            }
+        }
+        let next = self.nodes[node]
+            .swarm
+            .as_ref()
+            .unwrap()
+            .poll_timeout()
+            .saturating_duration_since(self.t0);
+        if self.nodes[node].timer_at.is_none_or(|t| next < t) {
+            self.nodes[node].timer_at = Some(next);
+            self.schedule(next.max(self.now), Event::Timer { node });
+        }
+    }
+
+    fn close(&mut self, node: usize, key: PeerKey) {
+        let now = self.instant();
+        if let Some((other, other_key)) = self.nodes[node].links.remove(&key) {
+            self.nodes[node]
+                .swarm
+                .as_mut()
+                .unwrap()
+                .handle_peer_disconnected(now, key);
+            self.schedule(
+                self.now + self.latency,
+                Event::Deliver {
+                    to: other,
+                    key: other_key,
+                    message: SimMessage::Closed,
+                },
+            );
+        }
+    }
+
+    /// Starts the next transmission on an idle uplink: control messages
+    /// first, then blocks, connections taking turns.
+    fn pump_uplink(&mut self, node: usize) {
+        if self.nodes[node].uplink_busy {
+            return;
+        }
+        let queued = match self.nodes[node].control.pop_front() {
+            Some(q) => Some(q),
+            None => self.next_block(node),
+        };
+        let Some(queued) = queued else { return };
+        let Some(&(to, to_key)) = self.nodes[node].links.get(&queued.key) else {
+            return self.pump_uplink(node); // connection gone; try the next
+        };
+        let n = &mut self.nodes[node];
+        n.uplink_busy = true;
+        let send_time = Duration::from_secs_f64(queued.bytes as f64 / n.spec.upload_bps as f64);
+        let sent_at = self.now + send_time;
+        if let SimMessage::Block { block, .. } = &queued.message {
+            n.uploaded += u64::from(block.length);
+            *n.piece_uploads.entry(block.piece).or_default() += 1;
+            let now = self.t0 + sent_at;
+            n.swarm
+                .as_mut()
+                .unwrap()
+                .handle_block_sent(now, queued.key, u64::from(block.length));
+        }
+        // The receiver's downlink: one message at a time at its rate.
+        let receiver = &mut self.nodes[to];
+        let arrival = (sent_at + self.latency).max(receiver.downlink_free_at);
+        let receive_time =
+            Duration::from_secs_f64(queued.bytes as f64 / receiver.spec.download_bps as f64);
+        receiver.downlink_free_at = arrival + receive_time;
+        self.schedule(sent_at, Event::UplinkFree { node });
+        self.schedule(
+            arrival + receive_time,
+            Event::Deliver {
+                to,
+                key: to_key,
+                message: queued.message,
+            },
+        );
+    }
+
+    fn next_block(&mut self, node: usize) -> Option<Queued> {
+        let keys: Vec<PeerKey> = self.nodes[node].links.keys().copied().collect();
+        if keys.is_empty() {
+            return None;
+        }
+        for step in 0..keys.len() {
+            let key = keys[(self.nodes[node].upload_turn + step) % keys.len()];
+            let n = &mut self.nodes[node];
+            if let Some(block) = n.swarm.as_mut().unwrap().next_upload(key) {
+                n.upload_turn = (n.upload_turn + step + 1) % keys.len();
+                n.blocks_sent += 1;
+                let honest = n
+                    .spec
+                    .lie_every
+                    .is_none_or(|every| !n.blocks_sent.is_multiple_of(every));
+                return Some(Queued {
+                    key,
+                    message: SimMessage::Block {
+                        block,
+                        honest,
+                        from: node,
+                    },
+                    bytes: u64::from(block.length) + HEADER_BYTES,
+                });
+            }
+        }
+        None
+    }
+
+    fn deliver(&mut self, to: usize, key: PeerKey, message: SimMessage) {
+        let now = self.instant();
+        if !self.nodes[to].links.contains_key(&key) {
+            return; // closed meanwhile
+        }
+        match message {
+            SimMessage::Closed => {
+                self.nodes[to].links.remove(&key);
+                self.nodes[to]
+                    .swarm
+                    .as_mut()
+                    .unwrap()
+                    .handle_peer_disconnected(now, key);
+            }
+            SimMessage::Block { block, honest, .. } => {
+                let swarm = self.nodes[to].swarm.as_mut().unwrap();
+                if let Ok(true) = swarm.handle_block(now, key, block) {
+                    self.nodes[to]
+                        .blocks
+                        .entry(block.piece)
+                        .or_default()
+                        .insert(block.offset, honest);
+                }
+            }
+            SimMessage::Control(out) => {
+                let swarm = self.nodes[to].swarm.as_mut().unwrap();
+                let block_ref = |b: Block| BlockRef {
+                    piece: b.piece,
+                    offset: b.offset,
+                    length: b.length,
+                };
+                let result = match out {
+                    Outgoing::Choke => swarm.handle_message(now, key, &Message::Choke),
+                    Outgoing::Unchoke => swarm.handle_message(now, key, &Message::Unchoke),
+                    Outgoing::Interested => swarm.handle_message(now, key, &Message::Interested),
+                    Outgoing::NotInterested => {
+                        swarm.handle_message(now, key, &Message::NotInterested)
+                    }
+                    Outgoing::Have(piece) => {
+                        swarm.handle_message(now, key, &Message::Have { piece })
+                    }
+                    Outgoing::Bitfield(bytes) => {
+                        swarm.handle_message(now, key, &Message::Bitfield(&bytes))
+                    }
+                    Outgoing::HaveAll => swarm.handle_message(now, key, &Message::HaveAll),
+                    Outgoing::HaveNone => swarm.handle_message(now, key, &Message::HaveNone),
+                    Outgoing::Request(b) => {
+                        swarm.handle_message(now, key, &Message::Request(block_ref(b)))
+                    }
+                    Outgoing::Cancel(b) => {
+                        swarm.handle_message(now, key, &Message::Cancel(block_ref(b)))
+                    }
+                    Outgoing::Reject(b) => {
+                        swarm.handle_message(now, key, &Message::Reject(block_ref(b)))
+                    }
+                };
+                result.expect("simulated peers follow the protocol");
+            }
+        }
+        self.drain(to);
+    }
+
+    /// Completion times of the leechers, in seconds.
+    pub fn leecher_times(&self) -> Vec<f64> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.spec.seed)
+            .filter_map(|n| n.finished_at.map(|t| t.as_secs_f64()))
+            .collect()
+    }
+
+    pub fn failed_pieces(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.failed_pieces).collect()
+    }
+
+    pub fn is_banned_by(&self, node: usize, suspect: usize) -> bool {
+        self.nodes[node]
+            .swarm
+            .as_ref()
+            .is_some_and(|s| s.is_banned(self.nodes[suspect].addr))
+    }
+}
+
+/// Kumar–Ross lower bound on the time for every peer to finish.
+pub fn kumar_ross(file_bytes: f64, seed_up: f64, peer_down: f64, peers: f64, peer_up: f64) -> f64 {
+    (file_bytes / seed_up)
+        .max(file_bytes / peer_down)
+        .max(peers * file_bytes / (seed_up + peers * peer_up))
+}

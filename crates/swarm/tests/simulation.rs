@@ -1,0 +1,117 @@
+//! The swarm state machine in a seeded, deterministic simulation: many
+//! peers on rate-limited links, virtual time, no sockets.
+
+mod sim;
+
+use std::time::Duration;
+
+use sim::{kumar_ross, synthetic_layout, NodeSpec, Simulation};
+use swarm::SwarmSettings;
+
+const MB: u64 = 1_000_000;
+
+fn flash_crowd(peers: usize, seed: u64) -> Simulation {
+    let layout = synthetic_layout(128, 128 * 1024); // 16 MiB
+    let mut specs = vec![NodeSpec::seed(2 * MB)];
+    specs.extend((0..peers).map(|_| NodeSpec::leecher(2 * MB, 8 * MB)));
+    Simulation::new(layout, specs, SwarmSettings::default(), seed)
+}
+
+#[test]
+fn rarest_first_makes_the_seed_upload_about_one_copy_before_anyone_finishes() {
+    let mut sim = flash_crowd(30, 7);
+    sim.run(Duration::from_secs(600));
+    assert!(
+        sim.all_finished(),
+        "every peer finishes: {:?}",
+        sim.leecher_times()
+    );
+    let file = 128.0 * 128.0 * 1024.0;
+    let seed_upload = sim.seed_upload_at_first_finish.unwrap() as f64;
+    eprintln!(
+        "seed sent {:.3} copies before the first of 30 peers finished",
+        seed_upload / file
+    );
+    assert!(
+        seed_upload >= file,
+        "someone finished with less than a copy from the seed?"
+    );
+    assert!(
+        seed_upload <= 1.25 * file,
+        "the seed sent {:.2} copies before the first peer finished",
+        seed_upload / file
+    );
+}
+
+#[test]
+fn a_flash_crowd_finishes_near_the_kumar_ross_bound() {
+    let mut sim = flash_crowd(30, 11);
+    sim.run(Duration::from_secs(600));
+    let times = sim.leecher_times();
+    assert_eq!(times.len(), 30);
+    let file = 128.0 * 128.0 * 1024.0;
+    let bound = kumar_ross(file, 2e6, 8e6, 30.0, 2e6);
+    let last = times.iter().cloned().fold(0.0, f64::max);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    eprintln!("30 peers: last {last:.2} s, mean {mean:.2} s, Kumar-Ross bound {bound:.2} s: last/bound {:.2}, mean/bound {:.2}", last / bound, mean / bound);
+    assert!(
+        last <= 1.6 * bound,
+        "last peer at {last:.1} s, bound {bound:.1} s"
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let run = |seed| {
+        let mut sim = flash_crowd(10, seed);
+        sim.run(Duration::from_secs(600));
+        sim.leecher_times()
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(
+        run(3),
+        run(4),
+        "different seeds explore different schedules"
+    );
+}
+
+#[test]
+fn a_lying_peer_is_banned_and_no_honest_peer_is() {
+    let layout = synthetic_layout(128, 64 * 1024);
+    let mut specs = vec![NodeSpec::seed(MB)];
+    specs.extend((0..8).map(|_| NodeSpec::leecher(MB, 4 * MB)));
+    let liar = specs.len();
+    // A fast seed that corrupts one block in ten it sends.
+    specs.push(NodeSpec {
+        seed: true,
+        lie_every: Some(10),
+        ..NodeSpec::seed(8 * MB)
+    });
+    let mut sim = Simulation::new(layout, specs, SwarmSettings::default(), 5);
+    sim.run(Duration::from_secs(600));
+    assert_eq!(
+        sim.leecher_times().len(),
+        8,
+        "every honest leecher finishes"
+    );
+    let banned_by = (1..liar).filter(|&n| sim.is_banned_by(n, liar)).count();
+    assert!(
+        banned_by > 0,
+        "someone caught the liar; failed pieces per node: {:?}",
+        sim.failed_pieces()
+    );
+    for node in 1..liar {
+        if sim.failed_pieces()[node] >= 3 {
+            assert!(
+                sim.is_banned_by(node, liar),
+                "node {node} saw 3 bad pieces and kept the liar"
+            );
+        }
+        for honest in 0..liar {
+            assert!(
+                !sim.is_banned_by(node, honest),
+                "node {node} banned honest node {honest}"
+            );
+        }
+    }
+}
