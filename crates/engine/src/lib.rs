@@ -1,4 +1,355 @@
-//! The tokio driver (being written).
+//! The tokio driver of shoal: listening and dialling, the peer connections,
+//! storage and resume, the tracker client, rate limits. Protocol decisions
+//! are made by the sans-IO `swarm` crate; this crate carries them out.
+//!
+//! One [`Engine`] serves many torrents through one listening port.
 
+mod announcer;
+mod connection;
+mod events;
+mod rate_limit;
+pub mod resume;
+mod session;
+mod settings;
 pub mod storage;
 pub mod tracker_client;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use meta::Torrent;
+use swarm::{Bitfield, Swarm};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use wire::Handshake;
+
+pub use events::{Progress, TorrentEvent};
+pub use rate_limit::RateLimiter;
+pub use settings::EngineSettings;
+
+use session::{Internal, Session, SessionSetup};
+use storage::{PieceStore, StorageError};
+
+/// Why a torrent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}; choose another port with --listen")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "{bad} of {total} pieces of the data do not match the release; restore the original files"
+    )]
+    DataMismatch { bad: u32, total: u32 },
+    #[error("this release is already running in this engine")]
+    AlreadyRunning,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A running torrent: its events, and a way to stop it.
+#[derive(Debug)]
+pub struct TorrentHandle {
+    events: mpsc::Receiver<TorrentEvent>,
+    control: mpsc::Sender<Internal>,
+}
+
+impl TorrentHandle {
+    /// The next event; `None` after `Stopped`.
+    pub async fn next_event(&mut self) -> Option<TorrentEvent> {
+        self.events.recv().await
+    }
+
+    /// Peers to connect to, besides those trackers name.
+    pub async fn add_peers(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.control.send(Internal::AddPeers(addrs)).await;
+    }
+
+    /// Asks the torrent to stop: it says `stopped` to its trackers, saves
+    /// its progress and ends with a `Stopped` event.
+    pub async fn stop(&self) {
+        let _ = self.control.send(Internal::Stop).await;
+    }
+}
+
+#[derive(Debug)]
+struct Route {
+    internal: mpsc::Sender<Internal>,
+    handshake: Handshake,
+}
+
+#[derive(Debug)]
+struct Shared {
+    settings: EngineSettings,
+    listen_addr: SocketAddr,
+    peer_id: [u8; 20],
+    download_limit: Arc<RateLimiter>,
+    upload_limit: Arc<RateLimiter>,
+    /// Torrents by the info-hash peers use in the handshake.
+    routes: Mutex<HashMap<[u8; 20], Route>>,
+}
+
+/// The engine: one listening socket and the torrents it runs.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+/// An Azureus-style peer id: client and version, then random bytes.
+fn new_peer_id() -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-SH0100-");
+    for byte in &mut id[8..] {
+        *byte = rand::random::<u8>() % 62;
+        *byte = match *byte {
+            n @ 0..=9 => b'0' + n,
+            n @ 10..=35 => b'a' + n - 10,
+            n => b'A' + n - 36,
+        };
+    }
+    id
+}
+
+/// The info-hash a torrent goes by on the wire: v1 when it has one (hybrid
+/// torrents meet v1 and v2 peers alike there), else the truncated v2.
+pub fn wire_info_hash(torrent: &Torrent) -> [u8; 20] {
+    torrent
+        .info_hashes
+        .v1
+        .or_else(|| torrent.info_hashes.v2_truncated())
+        .unwrap_or_default()
+}
+
+impl Engine {
+    /// Binds the listening socket and starts accepting peers.
+    pub async fn start(settings: EngineSettings) -> Result<Engine, EngineError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| EngineError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|source| EngineError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            download_limit: Arc::new(RateLimiter::new(settings.max_download_bps)),
+            upload_limit: Arc::new(RateLimiter::new(settings.max_upload_bps)),
+            settings,
+            listen_addr,
+            peer_id: new_peer_id(),
+            routes: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(accept_loop(listener, Arc::downgrade(&shared)));
+        Ok(Engine { shared })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen_addr
+    }
+
+    pub fn download_limit(&self) -> &RateLimiter {
+        &self.shared.download_limit
+    }
+
+    pub fn upload_limit(&self) -> &RateLimiter {
+        &self.shared.upload_limit
+    }
+
+    /// Starts downloading `torrent` into `out_dir`, resuming earlier
+    /// progress. With `keep_seeding` it stays up after completing.
+    pub async fn download(
+        &self,
+        torrent: Arc<Torrent>,
+        out_dir: &Path,
+        keep_seeding: bool,
+    ) -> Result<TorrentHandle, EngineError> {
+        let out_dir = out_dir.to_path_buf();
+        let opened = {
+            let torrent = torrent.clone();
+            tokio::task::spawn_blocking(move || PieceStore::open_download(torrent, &out_dir))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let (store, loaded) = opened;
+        let mut have = Bitfield::new(u32::try_from(torrent.piece_count()).unwrap_or(u32::MAX));
+        for piece in 0..have.len() {
+            if loaded.state.is_verified(piece) {
+                have.set(piece);
+            }
+        }
+        if let Some(warning) = loaded.warning {
+            tracing::warn!("{warning}");
+        }
+        self.launch(torrent, store, loaded.state, have, keep_seeding, false)
+            .await
+    }
+
+    /// Verifies the complete release at `data_dir/NAME` and seeds it.
+    /// `progress` hears of the bytes checked.
+    pub async fn seed(
+        &self,
+        torrent: Arc<Torrent>,
+        data_dir: &Path,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<TorrentHandle, EngineError> {
+        let data_dir = data_dir.to_path_buf();
+        let (store, valid) = {
+            let torrent = torrent.clone();
+            tokio::task::spawn_blocking(move || {
+                PieceStore::open_seed(torrent, &data_dir, &progress)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let bad = valid.iter().filter(|ok| !**ok).count() as u32;
+        if bad > 0 {
+            return Err(EngineError::DataMismatch {
+                bad,
+                total: valid.len() as u32,
+            });
+        }
+        let mut state = resume::ResumeState::new(&torrent);
+        for piece in 0..valid.len() as u32 {
+            state.mark_verified(piece);
+        }
+        let have = Bitfield::full(valid.len() as u32);
+        self.launch(torrent, store, state, have, true, true).await
+    }
+
+    async fn launch(
+        &self,
+        torrent: Arc<Torrent>,
+        store: PieceStore,
+        resume: resume::ResumeState,
+        have: Bitfield,
+        keep_seeding: bool,
+        seeding: bool,
+    ) -> Result<TorrentHandle, EngineError> {
+        let info_hash = wire_info_hash(&torrent);
+        let mut reserved = connection::our_reserved();
+        reserved.set_fast(true);
+        let handshake = Handshake {
+            reserved,
+            info_hash,
+            peer_id: self.shared.peer_id,
+        };
+        let (internal_tx, internal_rx) = mpsc::channel(1024);
+        {
+            let mut routes = self
+                .shared
+                .routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if routes.contains_key(&info_hash) {
+                return Err(EngineError::AlreadyRunning);
+            }
+            routes.insert(
+                info_hash,
+                Route {
+                    internal: internal_tx.clone(),
+                    handshake,
+                },
+            );
+        }
+        let layout = store.layout().clone();
+        let swarm = Swarm::new(
+            layout,
+            have,
+            self.shared.settings.swarm.clone(),
+            rand::random(),
+            std::time::Instant::now(),
+        );
+        let (events_tx, events_rx) = mpsc::channel(256);
+        let setup = SessionSetup {
+            torrent,
+            store: Arc::new(store),
+            resume,
+            swarm,
+            settings: self.shared.settings.clone(),
+            handshake,
+            listen_port: self.shared.listen_addr.port(),
+            download_limit: self.shared.download_limit.clone(),
+            upload_limit: self.shared.upload_limit.clone(),
+            keep_seeding,
+            seeding,
+            events: events_tx,
+        };
+        let shared = Arc::downgrade(&self.shared);
+        let control = internal_tx.clone();
+        tokio::spawn(async move {
+            Session::run(setup, internal_tx, internal_rx).await;
+            if let Some(shared) = shared.upgrade() {
+                shared
+                    .routes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&info_hash);
+            }
+        });
+        Ok(TorrentHandle {
+            events: events_rx,
+            control,
+        })
+    }
+}
+
+/// Accepts peers and hands each, after its handshake, to its torrent.
+async fn accept_loop(listener: TcpListener, shared: std::sync::Weak<Shared>) {
+    let pending = {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        Arc::new(Semaphore::new(shared.settings.max_pending_handshakes))
+    };
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            continue; // too many half-open handshakes: drop this one
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = answer_handshake(stream, addr, &shared).await;
+        });
+    }
+}
+
+async fn answer_handshake(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: &Shared,
+) -> Result<(), String> {
+    let theirs = connection::read_handshake(&mut stream, shared.settings.connect_timeout).await?;
+    let (internal, ours) = {
+        let routes = shared.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let route = routes.get(&theirs.info_hash).ok_or("unknown info-hash")?;
+        (route.internal.clone(), route.handshake)
+    };
+    if theirs.peer_id == ours.peer_id {
+        return Err("connected to ourselves".into());
+    }
+    connection::write_handshake(&mut stream, &ours).await?;
+    internal
+        .send(Internal::Incoming {
+            stream,
+            addr,
+            handshake: theirs,
+        })
+        .await
+        .map_err(|_| "torrent stopped".to_owned())
+}

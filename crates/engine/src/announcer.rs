@@ -1,0 +1,137 @@
+//! Announcing to a torrent's trackers: `started` first, again on the
+//! tracker's interval, `completed` once, `stopped` on the way out. Peers
+//! learned go to the session; failures are retried with back-off and never
+//! stop the download.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::tracker_client::{self, AnnounceEvent, AnnounceRequest};
+
+/// What the announcer reports at each announce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub completed: bool,
+    pub stopping: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct AnnounceSetup {
+    pub urls: Vec<String>,
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
+    pub port: u16,
+    pub key: u32,
+    pub timeout: Duration,
+}
+
+/// Runs until `totals` says `stopping` (after a `stopped` announce) or the
+/// session is gone.
+pub(crate) async fn run(
+    setup: AnnounceSetup,
+    mut totals: watch::Receiver<Totals>,
+    peers: mpsc::Sender<Vec<SocketAddr>>,
+    warnings: mpsc::Sender<String>,
+) {
+    if setup.urls.is_empty() {
+        return;
+    }
+    let client = match reqwest::Client::builder()
+        .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = warnings
+                .send(format!("cannot start the tracker client: {e}"))
+                .await;
+            return;
+        }
+    };
+    let mut event = Some(AnnounceEvent::Started);
+    let mut completed_sent = totals.borrow().completed;
+    let mut failures = 0u32;
+    loop {
+        let now = *totals.borrow();
+        if now.completed && !completed_sent {
+            event = Some(AnnounceEvent::Completed);
+            completed_sent = true;
+        }
+        let request = |event| AnnounceRequest {
+            info_hash: setup.info_hash,
+            peer_id: setup.peer_id,
+            port: setup.port,
+            uploaded: now.uploaded,
+            downloaded: now.downloaded,
+            left: now.left,
+            event,
+            numwant: Some(200),
+            key: setup.key,
+            compact: true,
+        };
+        let mut wait = Duration::from_secs(1800);
+        let mut any_ok = false;
+        for url in &setup.urls {
+            match tracker_client::announce(&client, url, &request(event), setup.timeout).await {
+                Ok(response) => {
+                    any_ok = true;
+                    wait = wait.min(response.interval);
+                    if let Some(warning) = response.warning {
+                        let _ = warnings.send(format!("tracker {url}: {warning}")).await;
+                    }
+                    if peers.send(response.peers).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        let _ = warnings.send(format!("tracker {url}: {e}")).await;
+                    }
+                }
+            }
+        }
+        if any_ok {
+            failures = 0;
+            event = None;
+        } else {
+            failures += 1;
+            // Back off 5 s, 10 s, 20 s … up to 5 minutes.
+            wait = Duration::from_secs(5u64 << failures.min(6).saturating_sub(1))
+                .min(Duration::from_secs(300));
+        }
+        // Sleep until the interval ends, waking early only to report
+        // completion or to say goodbye.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                changed = totals.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = *totals.borrow();
+                    if now.stopping || (now.completed && !completed_sent) {
+                        break;
+                    }
+                }
+            }
+        }
+        let now = *totals.borrow();
+        if now.stopping {
+            let stopped = AnnounceRequest {
+                event: Some(AnnounceEvent::Stopped),
+                ..request(None)
+            };
+            for url in &setup.urls {
+                let _ =
+                    tracker_client::announce(&client, url, &stopped, Duration::from_secs(5)).await;
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! One peer connection on tokio: the handshake, then a reader task that
+//! frames messages with the `wire` codec and a writer task that sends what
+//! the session queues. Neither decides anything; the session's `Swarm` does.
+//!
+//! Hostile peers are expected: every length is checked by the codec before
+//! it is buffered, the handshake and every read are bounded in time, and a
+//! protocol error closes the connection with the reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarm::Block;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use wire::{DecodeLimits, Decoded, Handshake, Message, Reserved, HANDSHAKE_LEN};
+
+use crate::rate_limit::RateLimiter;
+
+/// Identifies a connection within a session, before and after the swarm
+/// gives it a `PeerKey`.
+pub(crate) type ConnId = u64;
+
+/// What a connection tells its session.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// A complete non-piece message, as its wire bytes (decoded again by
+    /// the session, so it can borrow).
+    Frame {
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
+    Block {
+        conn: ConnId,
+        block: Block,
+        data: Vec<u8>,
+    },
+    /// A piece message we queued has been written to the socket.
+    BlockSent {
+        conn: ConnId,
+        bytes: u64,
+    },
+    Closed {
+        conn: ConnId,
+        reason: String,
+    },
+}
+
+/// What the session asks a connection's writer to send.
+#[derive(Debug)]
+pub(crate) enum WriterCmd {
+    /// An encoded control message.
+    Bytes(Vec<u8>),
+    /// A block of piece data.
+    Block { block: Block, data: Vec<u8> },
+}
+
+/// What a connection needs from its session and engine.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnContext {
+    pub events: mpsc::Sender<ConnEvent>,
+    pub limits: DecodeLimits,
+    pub download_limit: Arc<RateLimiter>,
+    pub upload_limit: Arc<RateLimiter>,
+    pub idle_timeout: Duration,
+    pub keepalive_interval: Duration,
+}
+
+/// The reserved bits we send: the fast extension (BEP 6).
+pub(crate) fn our_reserved() -> Reserved {
+    let mut reserved = Reserved([0; 8]);
+    reserved.set_fast(true);
+    reserved
+}
+
+/// Reads the peer's 68-byte handshake, within `timeout`.
+pub(crate) async fn read_handshake(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<Handshake, String> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    let mut filled = 0;
+    let read = async {
+        while filled < HANDSHAKE_LEN {
+            let n = stream
+                .read(&mut buf[filled..])
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed during the handshake".to_owned());
+            }
+            filled += n;
+            // Refuse a non-BitTorrent peer as soon as its bytes disagree.
+            if let Err(e) = Handshake::decode(&buf[..filled]) {
+                return Err(e.to_string());
+            }
+        }
+        match Handshake::decode(&buf) {
+            Ok(Decoded::Complete { message, .. }) => Ok(message),
+            Ok(Decoded::NeedMore { .. }) => Err("short handshake".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| "no handshake in time".to_owned())?
+}
+
+pub(crate) async fn write_handshake(
+    stream: &mut TcpStream,
+    handshake: &Handshake,
+) -> Result<(), String> {
+    stream
+        .write_all(&handshake.encode())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Dials `addr` and exchanges handshakes for `info_hash`.
+pub(crate) async fn dial(
+    addr: SocketAddr,
+    ours: &Handshake,
+    timeout: Duration,
+) -> Result<(TcpStream, Handshake), String> {
+    let connect = TcpStream::connect(addr);
+    let mut stream = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| "connection timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    write_handshake(&mut stream, ours).await?;
+    let theirs = read_handshake(&mut stream, timeout).await?;
+    if theirs.info_hash != ours.info_hash {
+        return Err("the peer answered for another torrent".to_owned());
+    }
+    if theirs.peer_id == ours.peer_id {
+        return Err("connected to ourselves".to_owned());
+    }
+    Ok((stream, theirs))
+}
+
+/// Starts the reader and writer tasks of a handshaken connection. Returns
+/// the writer's queue.
+pub(crate) fn start(
+    stream: TcpStream,
+    conn: ConnId,
+    ctx: ConnContext,
+) -> mpsc::UnboundedSender<WriterCmd> {
+    let (read_half, write_half) = stream.into_split();
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let reader_ctx = ctx.clone();
+    tokio::spawn(async move {
+        let reason = read_loop(read_half, conn, &reader_ctx).await;
+        let _ = reader_ctx
+            .events
+            .send(ConnEvent::Closed { conn, reason })
+            .await;
+    });
+    tokio::spawn(async move {
+        if let Err(reason) = write_loop(write_half, conn, writer_rx, &ctx).await {
+            let _ = ctx.events.send(ConnEvent::Closed { conn, reason }).await;
+        }
+    });
+    writer_tx
+}
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Frames messages until the connection ends; returns why it ended.
+async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> String {
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
+    let mut start = 0usize;
+    loop {
+        // Take every complete message already buffered.
+        loop {
+            match wire::decode(&buf[start..], &ctx.limits) {
+                Ok(Decoded::Complete { message, consumed }) => {
+                    let frame = &buf[start..start + consumed];
+                    let event = match message {
+                        Message::Piece {
+                            piece,
+                            offset,
+                            data,
+                        } => ConnEvent::Block {
+                            conn,
+                            block: Block {
+                                piece,
+                                offset,
+                                length: data.len() as u32,
+                            },
+                            data: data.to_vec(),
+                        },
+                        _ => ConnEvent::Frame {
+                            conn,
+                            frame: frame.to_vec(),
+                        },
+                    };
+                    start += consumed;
+                    if ctx.events.send(event).await.is_err() {
+                        return "the session ended".to_owned();
+                    }
+                }
+                // The codec checked any length prefix against the limits
+                // before asking for more, so the buffer stays bounded by the
+                // largest allowed message plus one read.
+                Ok(Decoded::NeedMore { .. }) => break,
+                Err(e) => return format!("protocol error: {e}"),
+            }
+        }
+        if start > 0 {
+            buf.drain(..start);
+            start = 0;
+        }
+        let filled = buf.len();
+        buf.resize(filled + READ_CHUNK, 0);
+        let read = tokio::time::timeout(ctx.idle_timeout, socket.read(&mut buf[filled..])).await;
+        let n = match read {
+            Err(_) => {
+                buf.truncate(filled);
+                return format!("nothing received for {} s", ctx.idle_timeout.as_secs());
+            }
+            Ok(Err(e)) => return e.to_string(),
+            Ok(Ok(0)) => return "closed by the peer".to_owned(),
+            Ok(Ok(n)) => n,
+        };
+        buf.truncate(filled + n);
+        ctx.download_limit.acquire(n as u64).await;
+    }
+}
+
+async fn write_loop(
+    mut socket: OwnedWriteHalf,
+    conn: ConnId,
+    mut commands: mpsc::UnboundedReceiver<WriterCmd>,
+    ctx: &ConnContext,
+) -> Result<(), String> {
+    loop {
+        let command = match tokio::time::timeout(ctx.keepalive_interval, commands.recv()).await {
+            Err(_) => {
+                socket
+                    .write_all(&[0, 0, 0, 0])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            Ok(None) => {
+                let _ = socket.shutdown().await;
+                return Ok(());
+            }
+            Ok(Some(command)) => command,
+        };
+        match command {
+            WriterCmd::Bytes(bytes) => socket.write_all(&bytes).await.map_err(|e| e.to_string())?,
+            WriterCmd::Block { block, data } => {
+                ctx.upload_limit.acquire(data.len() as u64).await;
+                let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
+                socket.write_all(&header).await.map_err(|e| e.to_string())?;
+                socket.write_all(&data).await.map_err(|e| e.to_string())?;
+                let bytes = data.len() as u64;
+                if ctx
+                    .events
+                    .send(ConnEvent::BlockSent { conn, bytes })
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

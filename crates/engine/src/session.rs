@@ -1,0 +1,608 @@
+//! One torrent's session: the tokio task that drives its `Swarm`.
+//!
+//! Everything that happens to the torrent arrives here as an event (a
+//! connection's message, a finished disk write, a tracker answer, a timer)
+//! and is handed to the swarm; what the swarm asks for is carried out with
+//! sockets, `spawn_blocking` disk work and other tasks, whose results come
+//! back as events. The session owns no protocol logic of its own.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use meta::layout::PieceVerdict;
+use meta::Torrent;
+use swarm::{Action, Block, Outgoing, PeerCaps, PeerKey, Swarm};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use wire::{BlockRef, DecodeLimits, Decoded, Handshake, Message};
+
+use crate::announcer::{self, AnnounceSetup, Totals};
+use crate::connection::{self, ConnContext, ConnEvent, ConnId, WriterCmd};
+use crate::events::{Progress, TorrentEvent};
+use crate::rate_limit::RateLimiter;
+use crate::resume::ResumeState;
+use crate::settings::EngineSettings;
+use crate::storage::{PieceStore, StorageError};
+
+/// Blocks read from disk and queued to one peer's socket, at most: enough
+/// to keep a fast link busy, few enough that a choke takes effect soon.
+const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// Events from the engine's other tasks.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    Dialed {
+        addr: SocketAddr,
+        result: Result<(TcpStream, Handshake), String>,
+    },
+    Incoming {
+        stream: TcpStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+    },
+    Written {
+        piece: u32,
+        result: Result<(), String>,
+    },
+    Checked {
+        piece: u32,
+        result: Result<PieceVerdict, String>,
+    },
+    BlockRead {
+        conn: ConnId,
+        block: Block,
+        result: Result<Vec<u8>, String>,
+    },
+    ResumeSaved(Result<(), String>),
+    Finished(Result<PathBuf, String>),
+    /// Peers to try, from the user rather than a tracker.
+    AddPeers(Vec<SocketAddr>),
+    Stop,
+}
+
+struct Conn {
+    key: PeerKey,
+    addr: SocketAddr,
+    writer: mpsc::UnboundedSender<WriterCmd>,
+    uploads_in_flight: usize,
+}
+
+/// Everything a session starts from.
+pub(crate) struct SessionSetup {
+    pub torrent: Arc<Torrent>,
+    pub store: Arc<PieceStore>,
+    pub resume: ResumeState,
+    pub swarm: Swarm,
+    pub settings: EngineSettings,
+    pub handshake: Handshake,
+    pub listen_port: u16,
+    pub download_limit: Arc<RateLimiter>,
+    pub upload_limit: Arc<RateLimiter>,
+    pub keep_seeding: bool,
+    /// Already complete: seeding from the start.
+    pub seeding: bool,
+    pub events: mpsc::Sender<TorrentEvent>,
+}
+
+pub(crate) struct Session {
+    torrent: Arc<Torrent>,
+    store: Arc<PieceStore>,
+    resume: ResumeState,
+    resume_dirty: bool,
+    resume_saving: bool,
+    swarm: Swarm,
+    settings: EngineSettings,
+    handshake: Handshake,
+    conns: HashMap<ConnId, Conn>,
+    keys: HashMap<PeerKey, ConnId>,
+    next_conn: ConnId,
+    conn_tx: mpsc::Sender<ConnEvent>,
+    internal_tx: mpsc::Sender<Internal>,
+    conn_context: ConnContext,
+    pending_writes: HashMap<u32, usize>,
+    verify_waiting: HashSet<u32>,
+    keep_seeding: bool,
+    finished: bool,
+    started: Instant,
+    events: mpsc::Sender<TorrentEvent>,
+    totals: watch::Sender<Totals>,
+    stop_error: Option<String>,
+}
+
+impl Session {
+    /// Runs the session to its end. `internal_rx` also receives incoming
+    /// connections routed here by the engine's listener.
+    pub(crate) async fn run(
+        setup: SessionSetup,
+        internal_tx: mpsc::Sender<Internal>,
+        mut internal_rx: mpsc::Receiver<Internal>,
+    ) {
+        let (conn_tx, mut conn_rx) = mpsc::channel(4096);
+        let piece_count = setup.swarm.have().len();
+        let conn_context = ConnContext {
+            events: conn_tx.clone(),
+            limits: DecodeLimits::for_pieces(piece_count),
+            download_limit: setup.download_limit.clone(),
+            upload_limit: setup.upload_limit.clone(),
+            idle_timeout: setup.settings.idle_timeout,
+            keepalive_interval: setup.settings.keepalive_interval,
+        };
+        let total = setup.torrent.total_size();
+        let verified = setup.swarm.verified_bytes();
+        let (totals_tx, totals_rx) = watch::channel(Totals {
+            left: total.saturating_sub(verified),
+            completed: setup.seeding,
+            ..Totals::default()
+        });
+        let (peers_tx, mut peers_rx) = mpsc::channel(16);
+        let (warnings_tx, mut warnings_rx) = mpsc::channel(16);
+        let announce = AnnounceSetup {
+            urls: setup
+                .torrent
+                .tracker_urls()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            info_hash: setup.handshake.info_hash,
+            peer_id: setup.handshake.peer_id,
+            port: setup.listen_port,
+            key: rand::random(),
+            timeout: setup.settings.tracker_timeout,
+        };
+        let announcer: JoinHandle<()> =
+            tokio::spawn(announcer::run(announce, totals_rx, peers_tx, warnings_tx));
+        let mut session = Session {
+            torrent: setup.torrent,
+            store: setup.store,
+            resume: setup.resume,
+            resume_dirty: false,
+            resume_saving: false,
+            swarm: setup.swarm,
+            settings: setup.settings,
+            handshake: setup.handshake,
+            conns: HashMap::new(),
+            keys: HashMap::new(),
+            next_conn: 0,
+            conn_tx,
+            internal_tx,
+            conn_context,
+            pending_writes: HashMap::new(),
+            verify_waiting: HashSet::new(),
+            keep_seeding: setup.keep_seeding,
+            finished: setup.seeding,
+            started: Instant::now(),
+            events: setup.events,
+            totals: totals_tx,
+            stop_error: None,
+        };
+        let mut progress_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut resume_tick = tokio::time::interval(session.settings.resume_save_interval);
+        loop {
+            session.carry_out_actions();
+            let wake = tokio::time::Instant::from_std(session.swarm.poll_timeout());
+            tokio::select! {
+                Some(event) = conn_rx.recv() => session.on_conn_event(event),
+                Some(event) = internal_rx.recv() => {
+                    if session.on_internal(event) {
+                        break;
+                    }
+                }
+                Some(addrs) = peers_rx.recv() => session.swarm.add_addresses(Instant::now(), addrs),
+                Some(warning) = warnings_rx.recv() => session.emit(TorrentEvent::Warning(warning)),
+                _ = tokio::time::sleep_until(wake) => session.swarm.handle_timeout(Instant::now()),
+                _ = progress_tick.tick() => session.report_progress(),
+                _ = resume_tick.tick() => session.save_resume_if_needed(),
+            }
+        }
+        session.shut_down(announcer).await;
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn emit(&self, event: TorrentEvent) {
+        // A slow reader loses progress ticks, never the torrent.
+        let _ = self.events.try_send(event);
+    }
+
+    fn progress(&mut self) -> Progress {
+        let stats = self.swarm.stats(self.now());
+        Progress {
+            verified_bytes: self.swarm.verified_bytes().min(self.torrent.total_size()),
+            total_bytes: self.torrent.total_size(),
+            bytes_from_peers: stats.downloaded,
+            bytes_from_origin: 0,
+            uploaded: stats.uploaded,
+            download_rate: stats.download_rate,
+            upload_rate: stats.upload_rate,
+            peers: stats.peers,
+            pieces_verified: stats.pieces_verified,
+            piece_count: stats.piece_count,
+            seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn report_progress(&mut self) {
+        let progress = self.progress();
+        self.totals.send_modify(|t| {
+            t.uploaded = progress.uploaded;
+            t.downloaded = progress.bytes_from_peers;
+            t.left = progress.total_bytes - progress.verified_bytes;
+        });
+        self.emit(TorrentEvent::Progress(progress));
+    }
+
+    fn carry_out_actions(&mut self) {
+        while let Some(action) = self.swarm.poll_action() {
+            match action {
+                Action::Connect(addr) => self.dial(addr),
+                Action::Send(key, message) => self.send(key, &message),
+                Action::Disconnect(key, reason) => {
+                    tracing::debug!(peer = ?self.conn_of(key).map(|c| c.addr), ?reason, "disconnecting");
+                    self.close(key);
+                }
+                Action::UploadReady(key) => self.serve_uploads(key),
+                Action::Verify(piece) => {
+                    if self.pending_writes.get(&piece).copied().unwrap_or(0) == 0 {
+                        self.verify(piece);
+                    } else {
+                        self.verify_waiting.insert(piece);
+                    }
+                }
+                Action::PieceVerified(piece) => {
+                    self.resume.mark_verified(piece);
+                    self.resume_dirty = true;
+                }
+                Action::Completed => self.finish(),
+            }
+        }
+    }
+
+    fn conn_of(&self, key: PeerKey) -> Option<&Conn> {
+        self.keys.get(&key).and_then(|id| self.conns.get(id))
+    }
+
+    fn dial(&self, addr: SocketAddr) {
+        let internal = self.internal_tx.clone();
+        let handshake = self.handshake;
+        let timeout = self.settings.connect_timeout;
+        tokio::spawn(async move {
+            let result = connection::dial(addr, &handshake, timeout).await;
+            let _ = internal.send(Internal::Dialed { addr, result }).await;
+        });
+    }
+
+    fn send(&self, key: PeerKey, message: &Outgoing) {
+        if let Some(conn) = self.conn_of(key) {
+            let _ = conn.writer.send(WriterCmd::Bytes(encode(message)));
+        }
+    }
+
+    fn close(&mut self, key: PeerKey) {
+        if let Some(id) = self.keys.remove(&key) {
+            // Dropping the writer's queue ends the writer, which shuts the
+            // socket; the reader then ends too.
+            self.conns.remove(&id);
+        }
+        self.swarm.handle_peer_disconnected(self.now(), key);
+    }
+
+    fn register(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        outgoing: bool,
+        theirs: &Handshake,
+    ) {
+        let caps = PeerCaps {
+            fast: theirs.reserved.fast(),
+            extended: theirs.reserved.extension_protocol(),
+        };
+        match self
+            .swarm
+            .handle_peer_connected(self.now(), addr, outgoing, caps)
+        {
+            Ok(key) => {
+                let id = self.next_conn;
+                self.next_conn += 1;
+                let _ = stream.set_nodelay(true);
+                let writer = connection::start(stream, id, self.conn_context.clone());
+                self.conns.insert(
+                    id,
+                    Conn {
+                        key,
+                        addr,
+                        writer,
+                        uploads_in_flight: 0,
+                    },
+                );
+                self.keys.insert(key, id);
+            }
+            Err(reason) => tracing::debug!(%addr, ?reason, "refused peer"),
+        }
+    }
+
+    fn on_conn_event(&mut self, event: ConnEvent) {
+        let now = self.now();
+        match event {
+            ConnEvent::Frame { conn, frame } => {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                    return;
+                };
+                if let Ok(Decoded::Complete { message, .. }) =
+                    wire::decode(&frame, &self.conn_context.limits)
+                {
+                    if let Err(violation) = self.swarm.handle_message(now, key, &message) {
+                        tracing::info!(%violation, "closing connection");
+                    }
+                }
+            }
+            ConnEvent::Block { conn, block, data } => {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                    return;
+                };
+                match self.swarm.handle_block(now, key, block) {
+                    Ok(true) => self.write(block, data),
+                    Ok(false) => {}
+                    Err(violation) => tracing::info!(%violation, "closing connection"),
+                }
+            }
+            ConnEvent::BlockSent { conn, bytes } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.uploads_in_flight = c.uploads_in_flight.saturating_sub(1);
+                let key = c.key;
+                self.swarm.handle_block_sent(now, key, bytes);
+                self.serve_uploads(key);
+            }
+            ConnEvent::Closed { conn, reason } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    tracing::debug!(peer = %c.addr, %reason, "connection closed");
+                    self.keys.remove(&c.key);
+                    self.swarm.handle_peer_disconnected(now, c.key);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, block: Block, data: Vec<u8>) {
+        *self.pending_writes.entry(block.piece).or_default() += 1;
+        let store = self.store.clone();
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result =
+                blocking(move || store.write_block(block.piece, block.offset, &data)).await;
+            let _ = internal
+                .send(Internal::Written {
+                    piece: block.piece,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn verify(&self, piece: u32) {
+        let store = self.store.clone();
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = blocking(move || store.check_piece(piece)).await;
+            let _ = internal.send(Internal::Checked { piece, result }).await;
+        });
+    }
+
+    fn serve_uploads(&mut self, key: PeerKey) {
+        let Some(&id) = self.keys.get(&key) else {
+            return;
+        };
+        loop {
+            let Some(conn) = self.conns.get(&id) else {
+                return;
+            };
+            if conn.uploads_in_flight >= UPLOADS_IN_FLIGHT {
+                return;
+            }
+            let Some(block) = self.swarm.next_upload(key) else {
+                return;
+            };
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.uploads_in_flight += 1;
+            }
+            let store = self.store.clone();
+            let internal = self.internal_tx.clone();
+            tokio::spawn(async move {
+                let result =
+                    blocking(move || store.read_block(block.piece, block.offset, block.length))
+                        .await;
+                let _ = internal
+                    .send(Internal::BlockRead {
+                        conn: id,
+                        block,
+                        result,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    fn finish(&mut self) {
+        let store = self.store.clone();
+        let internal = self.internal_tx.clone();
+        let state = self.resume.clone();
+        tokio::spawn(async move {
+            let result = blocking(move || store.finish(&state)).await;
+            let _ = internal.send(Internal::Finished(result)).await;
+        });
+    }
+
+    fn save_resume_if_needed(&mut self) {
+        if !self.resume_dirty || self.resume_saving || self.finished {
+            return;
+        }
+        self.resume_dirty = false;
+        self.resume_saving = true;
+        let store = self.store.clone();
+        let state = self.resume.clone();
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = blocking(move || store.save_resume(&state)).await;
+            let _ = internal.send(Internal::ResumeSaved(result)).await;
+        });
+    }
+
+    /// Handles an internal event; returns true when the session must end.
+    fn on_internal(&mut self, event: Internal) -> bool {
+        let now = self.now();
+        match event {
+            Internal::Dialed {
+                addr,
+                result: Ok((stream, theirs)),
+            } => self.register(stream, addr, true, &theirs),
+            Internal::Dialed {
+                addr,
+                result: Err(reason),
+            } => {
+                tracing::debug!(%addr, %reason, "could not connect");
+                self.swarm.handle_connect_failed(now, addr);
+            }
+            Internal::Incoming {
+                stream,
+                addr,
+                handshake,
+            } => self.register(stream, addr, false, &handshake),
+            Internal::Written { piece, result } => {
+                let left = self.pending_writes.get_mut(&piece).map(|n| {
+                    *n -= 1;
+                    *n
+                });
+                if left == Some(0) {
+                    self.pending_writes.remove(&piece);
+                    if self.verify_waiting.remove(&piece) {
+                        self.verify(piece);
+                    }
+                }
+                if let Err(e) = result {
+                    return self.fail(e);
+                }
+            }
+            Internal::Checked { piece, result } => match result {
+                Ok(verdict) => {
+                    self.swarm
+                        .handle_piece_checked(now, piece, verdict.ok, &verdict.block_hashes)
+                }
+                Err(e) => return self.fail(e),
+            },
+            Internal::BlockRead {
+                conn,
+                block,
+                result,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return false;
+                };
+                match result {
+                    Ok(data) => {
+                        let _ = c.writer.send(WriterCmd::Block { block, data });
+                    }
+                    Err(e) => {
+                        c.uploads_in_flight = c.uploads_in_flight.saturating_sub(1);
+                        self.emit(TorrentEvent::Warning(format!(
+                            "not sending piece {}: {e}",
+                            block.piece
+                        )));
+                    }
+                }
+            }
+            Internal::ResumeSaved(result) => {
+                self.resume_saving = false;
+                if let Err(e) = result {
+                    return self.fail(e);
+                }
+            }
+            Internal::Finished(Ok(path)) => {
+                self.finished = true;
+                let progress = self.progress();
+                self.totals.send_modify(|t| {
+                    t.completed = true;
+                    t.left = 0;
+                });
+                self.emit(TorrentEvent::Completed { path, progress });
+                return !self.keep_seeding;
+            }
+            Internal::Finished(Err(e)) => return self.fail(e),
+            Internal::AddPeers(addrs) => self.swarm.add_addresses(now, addrs),
+            Internal::Stop => return true,
+        }
+        false
+    }
+
+    fn fail(&mut self, error: String) -> bool {
+        self.stop_error = Some(error);
+        true
+    }
+
+    async fn shut_down(mut self, announcer: JoinHandle<()>) {
+        self.conns.clear();
+        if !self.finished {
+            let _ = tokio::task::spawn_blocking({
+                let store = self.store.clone();
+                let state = self.resume.clone();
+                move || store.save_resume(&state)
+            })
+            .await;
+        }
+        self.totals.send_modify(|t| t.stopping = true);
+        // The `stopped` announce is bounded by its own timeout.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(6), announcer).await;
+        let progress = self.progress();
+        let _ = self
+            .events
+            .send(TorrentEvent::Stopped {
+                error: self.stop_error.take(),
+                progress,
+            })
+            .await;
+        drop(self.conn_tx);
+    }
+}
+
+/// Runs disk work off the async threads; its error, or its panic, as text.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("internal error in disk work: {e}")),
+    }
+}
+
+fn block_ref(block: Block) -> BlockRef {
+    BlockRef {
+        piece: block.piece,
+        offset: block.offset,
+        length: block.length,
+    }
+}
+
+/// The wire form of a swarm message.
+fn encode(message: &Outgoing) -> Vec<u8> {
+    let message = match message {
+        Outgoing::Choke => Message::Choke,
+        Outgoing::Unchoke => Message::Unchoke,
+        Outgoing::Interested => Message::Interested,
+        Outgoing::NotInterested => Message::NotInterested,
+        Outgoing::Have(piece) => Message::Have { piece: *piece },
+        Outgoing::Bitfield(bytes) => Message::Bitfield(bytes),
+        Outgoing::HaveAll => Message::HaveAll,
+        Outgoing::HaveNone => Message::HaveNone,
+        Outgoing::Request(block) => Message::Request(block_ref(*block)),
+        Outgoing::Cancel(block) => Message::Cancel(block_ref(*block)),
+        Outgoing::Reject(block) => Message::Reject(block_ref(*block)),
+    };
+    message.encode()
+}

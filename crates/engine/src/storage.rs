@@ -1,1 +1,0 @@
-//! Storage (being written).

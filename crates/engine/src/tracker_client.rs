@@ -1,1 +1,0 @@
-//! Tracker client (being written).
