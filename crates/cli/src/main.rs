@@ -2,10 +2,15 @@
 //! subcommand. Library crates do the work; this crate talks to the user.
 
 mod demo;
+mod get;
 mod inspect;
 mod keyfile;
 mod keygen;
 mod publish;
+mod report;
+mod seed;
+mod source;
+mod transfer;
 mod units;
 
 use std::process::ExitCode;
@@ -29,16 +34,29 @@ enum Command {
     Publish(publish::Args),
     /// Show what a torrent holds and check its signature.
     Inspect(inspect::Args),
+    /// Download a release from its swarm (and keep sharing with --seed).
+    Get(get::Args),
+    /// Share a complete release that is already on disk.
+    Seed(seed::Args),
     /// Publish and inspect a sample release in a temporary folder.
     Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr, quiet unless RUST_LOG asks for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Seed(args) => seed::run(args),
         Command::Demo(args) => demo::run(args),
     };
     match result {
