@@ -105,7 +105,7 @@ pub async fn follow(
             }
         }
     }
-    if completed && (!interrupted || until_stopped) || (until_stopped && interrupted) {
+    if completed || (until_stopped && interrupted) {
         return Ok(ExitCode::SUCCESS);
     }
     if interrupted {

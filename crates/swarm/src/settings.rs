@@ -23,13 +23,17 @@ pub struct SwarmSettings {
     pub request_queue_time: Duration,
     /// Requests in flight to a peer whose rate is not known yet.
     pub initial_queue_depth: usize,
-    /// Bounds on requests in flight to one peer.
+    /// Bounds on requests in flight to one peer. Clients commonly accept
+    /// 250 to 500 queued requests (libtorrent 500, `reqq`); more gets us
+    /// disconnected.
     pub min_queue_depth: usize,
     pub max_queue_depth: usize,
     /// A peer with requests in flight that sends nothing for this long is
     /// snubbed: its requests go to other peers.
     pub request_timeout: Duration,
-    /// Most requests from one peer waiting to be served; more is abuse.
+    /// Most requests from one peer waiting to be served; more are refused
+    /// (rejected with the fast extension, else dropped), so a flood of
+    /// requests costs bounded memory.
     pub max_upload_queue: usize,
     /// Failed pieces a peer may be blamed for before it is banned.
     pub strikes_to_ban: u32,
@@ -56,9 +60,9 @@ impl Default for SwarmSettings {
             request_queue_time: Duration::from_millis(300),
             initial_queue_depth: 32,
             min_queue_depth: 4,
-            max_queue_depth: 1000,
+            max_queue_depth: 250,
             request_timeout: Duration::from_secs(20),
-            max_upload_queue: 500,
+            max_upload_queue: 2000,
             strikes_to_ban: 3,
             reconnect_delay: Duration::from_secs(30),
             tick: Duration::from_millis(500),

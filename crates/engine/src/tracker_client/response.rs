@@ -151,20 +151,21 @@ impl PeerList {
 
     /// `N`-byte entries: an address of `N - 2` bytes, then the port.
     fn add_compact<const N: usize>(&mut self, bytes: &[u8], key: &str) -> Result<(), TrackerError> {
-        if bytes.len() % N != 0 {
+        let entries = bytes.chunks_exact(N);
+        if !entries.remainder().is_empty() {
             return Err(TrackerError::malformed(format!(
                 "`{key}` is {} bytes, not a multiple of {N}",
                 bytes.len()
             )));
         }
-        for entry in bytes.chunks_exact(N) {
+        for entry in entries {
             if self.full() {
                 break;
             }
             let (ip, port) = entry.split_at(N - 2);
             let ip = match ip.len() {
-                4 => <[u8; 4]>::try_from(ip).ok().map(|v4| IpAddr::from(v4)),
-                _ => <[u8; 16]>::try_from(ip).ok().map(|v6| IpAddr::from(v6)),
+                4 => <[u8; 4]>::try_from(ip).ok().map(IpAddr::from),
+                _ => <[u8; 16]>::try_from(ip).ok().map(IpAddr::from),
             };
             let Some(ip) = ip else { continue };
             self.add(ip, u16::from_be_bytes([port[0], port[1]]));

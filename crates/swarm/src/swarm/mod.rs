@@ -433,17 +433,15 @@ impl Swarm {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
-        if peer.am_choking || !have {
-            // A request crossing our choke in flight, or for a piece we do
-            // not have: refuse politely where the protocol allows.
+        if peer.am_choking || !have || peer.upload_queue.len() >= max_queue {
+            // A request crossing our choke in flight, for a piece we do not
+            // have, or past the queue limit: refuse politely where the
+            // protocol allows.
             if peer.caps.fast {
                 self.actions
                     .push_back(Action::Send(key, Outgoing::Reject(block)));
             }
             return Ok(());
-        }
-        if peer.upload_queue.len() >= max_queue {
-            return Err(self.violation(key, format!("more than {max_queue} requests outstanding")));
         }
         if !peer.upload_queue.contains(&block) {
             if peer.upload_queue.is_empty() {

@@ -1,0 +1,133 @@
+//! Every knob of the tracker service in one struct, so the CLI today and a
+//! config file later build the same thing.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::TrackerError;
+
+/// How the tracker listens and what it tells clients. Times are in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerSettings {
+    /// Address to listen on for HTTP. Default `127.0.0.1:6969`: exposing the
+    /// tracker is a deliberate choice (`0.0.0.0:6969` or `[::]:6969`).
+    pub listen: SocketAddr,
+    /// Seconds a client should wait between regular announces (`interval`).
+    /// Default 1800 (30 min), the usual value for HTTP trackers.
+    pub announce_interval_secs: u64,
+    /// Seconds a client must wait before announcing again unasked
+    /// (`min interval`). Default 60. Never more than the interval.
+    pub min_interval_secs: u64,
+    /// Seconds after its last announce that a silent peer is forgotten.
+    /// Default 3900: two intervals plus 300 s of slack, so one lost announce
+    /// does not drop a live peer.
+    pub peer_expiry_secs: u64,
+    /// Most peers returned in one announce, whatever `numwant` asks. Default 200.
+    pub max_numwant: u32,
+    /// Peers returned when the client does not send `numwant`. Default 50.
+    pub default_numwant: u32,
+    /// Most HTTP connections open at once; more wait in the kernel's
+    /// accept queue. Default 4096.
+    pub max_connections: usize,
+    /// Seconds a connection may stay silent (no request bytes) before it is
+    /// closed; bounds slow or idle clients. Default 30.
+    pub idle_timeout_secs: u64,
+}
+
+/// Slack added to two announce intervals to get the default peer expiry.
+const EXPIRY_SLACK_SECS: u64 = 300;
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        let announce_interval_secs = 1800;
+        TrackerSettings {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 6969)),
+            announce_interval_secs,
+            min_interval_secs: 60,
+            peer_expiry_secs: default_expiry_secs(announce_interval_secs),
+            max_numwant: 200,
+            default_numwant: 50,
+            max_connections: 4096,
+            idle_timeout_secs: 30,
+        }
+    }
+}
+
+/// Two intervals plus slack: the expiry that goes with an announce interval.
+pub fn default_expiry_secs(announce_interval_secs: u64) -> u64 {
+    announce_interval_secs
+        .saturating_mul(2)
+        .saturating_add(EXPIRY_SLACK_SECS)
+}
+
+impl TrackerSettings {
+    /// Sets the announce interval and moves the peer expiry and the minimum
+    /// interval along with it, so the three stay consistent.
+    pub fn with_announce_interval(mut self, secs: u64) -> Self {
+        self.announce_interval_secs = secs;
+        self.peer_expiry_secs = default_expiry_secs(secs);
+        self.min_interval_secs = self.min_interval_secs.min(secs);
+        self
+    }
+
+    /// Refuses settings that would make clients hammer the tracker or peers
+    /// vanish between two of their announces.
+    pub fn validate(&self) -> Result<(), TrackerError> {
+        let bad = |why: &str| Err(TrackerError::InvalidSettings(why.to_owned()));
+        if self.announce_interval_secs == 0 {
+            return bad("the announce interval must be at least 1 second");
+        }
+        if self.min_interval_secs > self.announce_interval_secs {
+            return bad("the minimum interval must not exceed the announce interval");
+        }
+        if self.peer_expiry_secs == 0 {
+            return bad("the peer expiry must be at least 1 second");
+        }
+        if self.default_numwant > self.max_numwant {
+            return bad("the default numwant must not exceed the maximum numwant");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.idle_timeout_secs == 0 {
+            return bad("the idle timeout must be at least 1 second");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn peer_expiry(&self) -> Duration {
+        Duration::from_secs(self.peer_expiry_secs)
+    }
+
+    /// How often the background sweep drops expired peers: often enough that
+    /// memory follows the live swarm, rarely enough to cost nothing.
+    pub(crate) fn sweep_every(&self) -> Duration {
+        (self.peer_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_consistent_and_documented_values() {
+        let s = TrackerSettings::default();
+        assert_eq!(s.announce_interval_secs, 1800);
+        assert_eq!(s.peer_expiry_secs, 3900);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn changing_the_interval_moves_expiry_and_min_interval() {
+        let s = TrackerSettings::default().with_announce_interval(20);
+        assert_eq!(s.peer_expiry_secs, 340);
+        assert_eq!(s.min_interval_secs, 20);
+        assert!(s.validate().is_ok());
+        let zero = TrackerSettings::default().with_announce_interval(0);
+        assert!(matches!(
+            zero.validate(),
+            Err(TrackerError::InvalidSettings(_))
+        ));
+    }
+}
