@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite needs, as `command-to-check package` pairs.
 missing=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)
+command -v transmission-cli >/dev/null || missing+=(transmission-cli)
+command -v aria2c >/dev/null || missing+=(aria2)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -6,8 +6,24 @@ Subcommands (each prints exactly one JSON object on stdout):
   info TORRENT                     what libtorrent reads from a .torrent file
   check TORRENT SAVE_PATH          whether libtorrent accepts the data on disk,
                                    once per hash version for hybrid torrents
-  make --mode M [--piece-size N] SRC OUT
+  make --mode M [--piece-size N] [--announce URL] SRC OUT
                                    a torrent created by libtorrent itself
+
+Long-running roles, for swarm tests against other clients. They use plain
+TCP on 127.0.0.1 only (no DHT, LSD, UPnP, NAT-PMP or uTP), log connections
+and errors on stderr, stop cleanly on SIGTERM or SIGINT, and give up after
+--timeout seconds:
+
+  seed TORRENT SAVE_PATH [--listen-port P] [--peer HOST:PORT]...
+                                   hash-checks the data, fails unless every
+                                   piece is valid, prints {"listening": PORT}
+                                   once it accepts peers, then seeds (exit 0
+                                   on SIGTERM; non-zero on --timeout)
+  download TORRENT SAVE_PATH [--peer HOST:PORT]... [--listen-port P]
+                                   downloads from the given peers (and the
+                                   torrent's trackers), prints
+                                   {"complete": true, "seconds", ...} once
+                                   every piece is verified
 
 Failures exit non-zero with a one-line message on stderr. Needs libtorrent 2.x
 (Debian: python3-libtorrent, run with /usr/bin/python3).
@@ -16,6 +32,7 @@ Failures exit non-zero with a one-line message on stderr. Needs libtorrent 2.x
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -27,6 +44,11 @@ except ImportError as exc:
 
 TRACKER = "http://127.0.0.1:6969/announce"
 CHECK_TIMEOUT_SECONDS = 120
+SWARM_TIMEOUT_SECONDS = 300
+# How often a downloader with no connected peer dials the --peer list again:
+# the other side may still be starting, and libtorrent itself waits
+# min_reconnect_time before retrying a peer that failed.
+REDIAL_SECONDS = 2
 
 
 class DriverError(Exception):
@@ -182,13 +204,185 @@ def cmd_make(args):
              "v1": lt.create_torrent.v1_only,
              "v2": lt.create_torrent.v2_only}[args.mode]
     ct = lt.create_torrent(fs, args.piece_size, flags=flags)
-    ct.add_tracker(TRACKER)
+    ct.add_tracker(args.announce)
     lt.set_piece_hashes(ct, os.path.dirname(src))
     with open(args.out, "wb") as f:
         f.write(lt.bencode(ct.generate()))
     _, ti, _ = load_torrent(args.out)
     v1, v2 = hex_hashes(ti)
     return {"out": args.out, "info_hash_v1": v1, "info_hash_v2": v2}
+
+
+class Stop:
+    """Set by SIGTERM or SIGINT; the alert loops poll it between waits."""
+    requested = False
+
+    @classmethod
+    def install(cls):
+        def handler(signum, _frame):
+            cls.requested = True
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def swarm_session(listen_port):
+    """A session for swarm tests: plain TCP on 127.0.0.1, nothing else.
+
+    Every peer in these tests shares the address 127.0.0.1, so libtorrent
+    must accept several connections from one IP. uTP is off because the
+    tests are about the TCP wire protocol. Outgoing connections skip the
+    MSE/PE handshake (libtorrent would otherwise try it first and fall back
+    to plaintext only after a failed attempt); incoming ones accept both.
+    """
+    return lt.session({
+        "listen_interfaces": f"127.0.0.1:{listen_port}",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_ip_notifier": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "out_enc_policy": int(lt.enc_policy.disabled),
+        "in_enc_policy": int(lt.enc_policy.enabled),
+        # Rate limits never apply to peers on the local network (the
+        # default, pinned here because the tests depend on it).
+        "ignore_limits_on_local_network": True,
+        "alert_mask": lt.alert_category.error | lt.alert_category.status
+                      | lt.alert_category.storage | lt.alert_category.peer
+                      | lt.alert_category.connect | lt.alert_category.tracker,
+    })
+
+
+def log(message):
+    print(f"lt_driver: {message}", file=sys.stderr, flush=True)
+
+
+def parse_peer(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def log_alerts(alerts):
+    """Copies what helps debug a failed swarm test to stderr."""
+    for alert in alerts:
+        if isinstance(alert, (lt.peer_connect_alert, lt.peer_disconnected_alert,
+                              lt.peer_error_alert, lt.peer_ban_alert,
+                              lt.tracker_error_alert, lt.tracker_reply_alert,
+                              lt.tracker_warning_alert, lt.torrent_error_alert,
+                              lt.file_error_alert, lt.hash_failed_alert,
+                              lt.listen_failed_alert, lt.torrent_finished_alert,
+                              lt.incoming_connection_alert)):
+            log(alert.message())
+
+
+def add_for_swarm(session, torrent, save_path, deadline):
+    """Adds TORRENT, waits for its hash check, returns (handle, torrent_info)."""
+    _, ti, _ = load_torrent(torrent)
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = os.path.abspath(save_path)
+    # Not auto-managed: the session queue must neither delay the check nor
+    # stop seeding at a share ratio.
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    handle = session.add_torrent(params)
+    while True:
+        if Stop.requested:
+            raise DriverError("interrupted while checking")
+        if time.monotonic() > deadline:
+            raise DriverError("hash check did not finish in time")
+        session.wait_for_alert(500)
+        alerts = session.pop_alerts()
+        log_alerts(alerts)
+        for alert in alerts:
+            if isinstance(alert, lt.torrent_checked_alert):
+                return handle, ti
+            if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+                raise DriverError(f"{torrent}: {alert.message()}")
+
+
+def listen_port(session):
+    port = session.listen_port()
+    if port == 0:
+        raise DriverError("libtorrent is not listening (see listen errors above)")
+    return port
+
+
+def dial(handle, peers):
+    for host, port in peers:
+        handle.connect_peer((host, port))
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def cmd_seed(args):
+    Stop.install()
+    deadline = time.monotonic() + args.timeout
+    session = swarm_session(args.listen_port)
+    handle, ti = add_for_swarm(session, args.torrent, args.save_path, deadline)
+    status = handle.status()
+    valid = sum(1 for have in status.pieces if have)
+    if not status.is_seeding or valid != ti.num_pieces():
+        raise DriverError(f"{args.save_path}: only {valid} of {ti.num_pieces()} "
+                          f"pieces are valid; cannot seed")
+    emit({"listening": listen_port(session)})
+    dial(handle, args.peer)
+    while not Stop.requested:
+        if time.monotonic() > deadline:
+            raise DriverError(f"still seeding after {args.timeout} s; giving up")
+        session.wait_for_alert(500)
+        log_alerts(session.pop_alerts())
+    status = handle.status()
+    # Pausing sends the trackers a "stopped" announce, like a clean exit.
+    handle.pause()
+    time.sleep(0.2)
+    log(f"stopped by signal; uploaded {status.total_payload_upload} bytes")
+    return None
+
+
+def cmd_download(args):
+    Stop.install()
+    started = time.monotonic()
+    deadline = started + args.timeout
+    session = swarm_session(args.listen_port)
+    handle, ti = add_for_swarm(session, args.torrent, args.save_path, deadline)
+    log(f"listening on 127.0.0.1:{listen_port(session)}")
+    last_dial = 0.0
+    while True:
+        status = handle.status()
+        if status.is_seeding:
+            break
+        if Stop.requested:
+            raise DriverError("interrupted before the download completed")
+        now = time.monotonic()
+        if now > deadline:
+            raise DriverError(
+                f"download incomplete after {args.timeout} s: "
+                f"{sum(1 for have in status.pieces if have)} of "
+                f"{ti.num_pieces()} pieces, {status.total_payload_download} "
+                f"bytes received, {status.num_peers} peers connected")
+        if args.peer and status.num_peers == 0 and now - last_dial >= REDIAL_SECONDS:
+            dial(handle, args.peer)
+            last_dial = now
+        session.wait_for_alert(500)
+        log_alerts(session.pop_alerts())
+    status = handle.status()
+    # Leave the swarm politely: pausing sends the trackers a "stopped"
+    # announce, so they stop handing out an address nobody listens on.
+    handle.pause()
+    time.sleep(0.2)
+    return {
+        "complete": True,
+        "seconds": round(time.monotonic() - started, 3),
+        "total_download": status.total_payload_download,
+        "total_size": ti.total_size(),
+        "num_pieces": ti.num_pieces(),
+    }
 
 
 def parse_args(argv):
@@ -206,9 +400,26 @@ def parse_args(argv):
     make.add_argument("--mode", choices=["hybrid", "v2", "v1"], required=True)
     # 0 lets libtorrent choose, as its own tools do.
     make.add_argument("--piece-size", type=int, default=0)
+    make.add_argument("--announce", default=TRACKER, metavar="URL",
+                      help=f"tracker announce URL (default {TRACKER})")
     make.add_argument("src")
     make.add_argument("out")
     make.set_defaults(run=cmd_make)
+    seed = sub.add_parser("seed", help="seed verified data until stopped")
+    download = sub.add_parser("download", help="download from given peers")
+    for role in (seed, download):
+        role.add_argument("torrent")
+        role.add_argument("save_path")
+        role.add_argument("--listen-port", type=int, default=0,
+                          help="port on 127.0.0.1 (default: any free port)")
+        role.add_argument("--peer", type=parse_peer, action="append",
+                          default=[], metavar="HOST:PORT",
+                          help="a peer to connect to; repeatable")
+        role.add_argument("--timeout", type=float, default=SWARM_TIMEOUT_SECONDS,
+                          help="seconds before giving up (default "
+                               f"{SWARM_TIMEOUT_SECONDS})")
+    seed.set_defaults(run=cmd_seed)
+    download.set_defaults(run=cmd_download)
     return parser.parse_args(argv)
 
 
@@ -219,8 +430,10 @@ def main(argv):
     except (DriverError, OSError, RuntimeError) as exc:
         print(f"lt_driver {args.command}: {exc}", file=sys.stderr)
         return 1
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    if result is not None:
+        # One line, so that readers of long-running roles can split on it.
+        json.dump(result, sys.stdout)
+        print()
     return 0
 
 

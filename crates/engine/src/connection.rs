@@ -37,9 +37,10 @@ pub(crate) enum ConnEvent {
         block: Block,
         data: Vec<u8>,
     },
-    /// A piece message we queued has been written to the socket.
+    /// Piece messages we queued have been written to the socket.
     BlockSent {
         conn: ConnId,
+        blocks: usize,
         bytes: u64,
     },
     Closed {
@@ -231,12 +232,17 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
     }
 }
 
+/// Bytes gathered before a write to the socket: small messages (requests,
+/// haves) go out together instead of one system call each.
+const WRITE_BATCH: usize = 128 * 1024;
+
 async fn write_loop(
-    mut socket: OwnedWriteHalf,
+    socket: OwnedWriteHalf,
     conn: ConnId,
     mut commands: mpsc::UnboundedReceiver<WriterCmd>,
     ctx: &ConnContext,
 ) -> Result<(), String> {
+    let mut socket = tokio::io::BufWriter::with_capacity(WRITE_BATCH, socket);
     loop {
         let command = match tokio::time::timeout(ctx.keepalive_interval, commands.recv()).await {
             Err(_) => {
@@ -244,31 +250,45 @@ async fn write_loop(
                     .write_all(&[0, 0, 0, 0])
                     .await
                     .map_err(|e| e.to_string())?;
+                socket.flush().await.map_err(|e| e.to_string())?;
                 continue;
             }
             Ok(None) => {
+                let _ = socket.flush().await;
                 let _ = socket.shutdown().await;
                 return Ok(());
             }
             Ok(Some(command)) => command,
         };
-        match command {
-            WriterCmd::Bytes(bytes) => socket.write_all(&bytes).await.map_err(|e| e.to_string())?,
-            WriterCmd::Block { block, data } => {
-                ctx.upload_limit.acquire(data.len() as u64).await;
-                let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
-                socket.write_all(&header).await.map_err(|e| e.to_string())?;
-                socket.write_all(&data).await.map_err(|e| e.to_string())?;
-                let bytes = data.len() as u64;
-                if ctx
-                    .events
-                    .send(ConnEvent::BlockSent { conn, bytes })
-                    .await
-                    .is_err()
-                {
-                    return Ok(());
+        // Take what else is already queued, then write it all at once.
+        let (mut sent_blocks, mut sent_bytes) = (0usize, 0u64);
+        let mut next = Some(command);
+        while let Some(command) = next.take() {
+            match command {
+                WriterCmd::Bytes(bytes) => {
+                    socket.write_all(&bytes).await.map_err(|e| e.to_string())?
+                }
+                WriterCmd::Block { block, data } => {
+                    ctx.upload_limit.acquire(data.len() as u64).await;
+                    let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
+                    socket.write_all(&header).await.map_err(|e| e.to_string())?;
+                    socket.write_all(&data).await.map_err(|e| e.to_string())?;
+                    sent_blocks += 1;
+                    sent_bytes += data.len() as u64;
                 }
             }
+            if socket.buffer().len() < WRITE_BATCH / 2 {
+                next = commands.try_recv().ok();
+            }
+        }
+        socket.flush().await.map_err(|e| e.to_string())?;
+        let sent = ConnEvent::BlockSent {
+            conn,
+            blocks: sent_blocks,
+            bytes: sent_bytes,
+        };
+        if sent_blocks > 0 && ctx.events.send(sent).await.is_err() {
+            return Ok(());
         }
     }
 }

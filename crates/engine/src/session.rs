@@ -6,7 +6,7 @@
 //! sockets, `spawn_blocking` disk work and other tasks, whose results come
 //! back as events. The session owns no protocol logic of its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,9 +28,19 @@ use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::{PieceStore, StorageError};
 
-/// Blocks read from disk and queued to one peer's socket, at most: enough
-/// to keep a fast link busy, few enough that a choke takes effect soon.
-const UPLOADS_IN_FLIGHT: usize = 4;
+/// Blocks queued to one peer's socket, at most: enough to keep a fast link
+/// busy, few enough that a choke takes effect soon.
+const UPLOADS_IN_FLIGHT: usize = 16;
+/// Memory for whole pieces read to serve uploads. Peers ask for a piece's
+/// blocks in a row, so one read serves many requests.
+const UPLOAD_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes of assembled pieces waiting for their hash check, at most. Past
+/// this the session stops taking blocks from its connections, so a fast
+/// peer cannot make us hold more than this in memory when hashing lags.
+const VERIFY_BACKLOG_BYTES: usize = 32 * 1024 * 1024;
+/// Events queued from connections: small, so that backpressure reaches
+/// the sockets (and the peers) instead of piling up here.
+const CONN_EVENT_QUEUE: usize = 256;
 
 /// Events from the engine's other tasks.
 #[derive(Debug)]
@@ -44,17 +54,12 @@ pub(crate) enum Internal {
         addr: SocketAddr,
         handshake: Handshake,
     },
-    Written {
-        piece: u32,
-        result: Result<(), String>,
-    },
     Checked {
         piece: u32,
         result: Result<PieceVerdict, String>,
     },
-    BlockRead {
-        conn: ConnId,
-        block: Block,
+    PieceRead {
+        piece: u32,
         result: Result<Vec<u8>, String>,
     },
     ResumeSaved(Result<(), String>),
@@ -103,8 +108,16 @@ pub(crate) struct Session {
     conn_tx: mpsc::Sender<ConnEvent>,
     internal_tx: mpsc::Sender<Internal>,
     conn_context: ConnContext,
-    pending_writes: HashMap<u32, usize>,
-    verify_waiting: HashSet<u32>,
+    /// Pieces being downloaded, assembled in memory: a piece is hashed
+    /// from here and written once, only if it verifies, so bad data never
+    /// reaches the disk and nothing is read back.
+    buffers: HashMap<u32, Vec<u8>>,
+    /// Bytes of pieces being hashed.
+    verifying_bytes: usize,
+    /// Recently read pieces, newest last, for serving uploads.
+    upload_cache: VecDeque<(u32, Arc<Vec<u8>>)>,
+    /// Pieces being read for uploads, and the blocks waiting for them.
+    reading: HashMap<u32, Vec<(ConnId, Block)>>,
     keep_seeding: bool,
     finished: bool,
     started: Instant,
@@ -121,7 +134,7 @@ impl Session {
         internal_tx: mpsc::Sender<Internal>,
         mut internal_rx: mpsc::Receiver<Internal>,
     ) {
-        let (conn_tx, mut conn_rx) = mpsc::channel(4096);
+        let (conn_tx, mut conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
         let piece_count = setup.swarm.have().len();
         let conn_context = ConnContext {
             events: conn_tx.clone(),
@@ -170,8 +183,10 @@ impl Session {
             conn_tx,
             internal_tx,
             conn_context,
-            pending_writes: HashMap::new(),
-            verify_waiting: HashSet::new(),
+            buffers: HashMap::new(),
+            verifying_bytes: 0,
+            upload_cache: VecDeque::new(),
+            reading: HashMap::new(),
             keep_seeding: setup.keep_seeding,
             finished: setup.seeding,
             started: Instant::now(),
@@ -185,7 +200,9 @@ impl Session {
             session.carry_out_actions();
             let wake = tokio::time::Instant::from_std(session.swarm.poll_timeout());
             tokio::select! {
-                Some(event) = conn_rx.recv() => session.on_conn_event(event),
+                Some(event) = conn_rx.recv(), if session.verifying_bytes < VERIFY_BACKLOG_BYTES => {
+                    session.on_conn_event(event);
+                }
                 Some(event) = internal_rx.recv() => {
                     if session.on_internal(event) {
                         break;
@@ -247,13 +264,7 @@ impl Session {
                     self.close(key);
                 }
                 Action::UploadReady(key) => self.serve_uploads(key),
-                Action::Verify(piece) => {
-                    if self.pending_writes.get(&piece).copied().unwrap_or(0) == 0 {
-                        self.verify(piece);
-                    } else {
-                        self.verify_waiting.insert(piece);
-                    }
-                }
+                Action::Verify(piece) => self.verify(piece),
                 Action::PieceVerified(piece) => {
                     self.resume.mark_verified(piece);
                     self.resume_dirty = true;
@@ -347,16 +358,20 @@ impl Session {
                     return;
                 };
                 match self.swarm.handle_block(now, key, block) {
-                    Ok(true) => self.write(block, data),
+                    Ok(true) => self.buffer(block, &data),
                     Ok(false) => {}
                     Err(violation) => tracing::info!(%violation, "closing connection"),
                 }
             }
-            ConnEvent::BlockSent { conn, bytes } => {
+            ConnEvent::BlockSent {
+                conn,
+                blocks,
+                bytes,
+            } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                c.uploads_in_flight = c.uploads_in_flight.saturating_sub(1);
+                c.uploads_in_flight = c.uploads_in_flight.saturating_sub(blocks);
                 let key = c.key;
                 self.swarm.handle_block_sent(now, key, bytes);
                 self.serve_uploads(key);
@@ -371,27 +386,38 @@ impl Session {
         }
     }
 
-    fn write(&mut self, block: Block, data: Vec<u8>) {
-        *self.pending_writes.entry(block.piece).or_default() += 1;
-        let store = self.store.clone();
-        let internal = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result =
-                blocking(move || store.write_block(block.piece, block.offset, &data)).await;
-            let _ = internal
-                .send(Internal::Written {
-                    piece: block.piece,
-                    result,
-                })
-                .await;
-        });
+    fn buffer(&mut self, block: Block, data: &[u8]) {
+        let layout = self.store.layout();
+        let buffer = self
+            .buffers
+            .entry(block.piece)
+            .or_insert_with(|| vec![0; layout.piece_len(block.piece) as usize]);
+        let at = block.offset as usize;
+        if let Some(slot) = buffer.get_mut(at..at + data.len()) {
+            slot.copy_from_slice(data);
+        }
     }
 
-    fn verify(&self, piece: u32) {
+    /// Checks an assembled piece off the async threads and, if it passes,
+    /// writes it.
+    fn verify(&mut self, piece: u32) {
+        let Some(data) = self.buffers.remove(&piece) else {
+            return;
+        };
+        self.verifying_bytes += data.len();
         let store = self.store.clone();
+        let torrent = self.torrent.clone();
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
-            let result = blocking(move || store.check_piece(piece)).await;
+            let result = blocking(move || {
+                let info = store.layout().piece(&torrent, piece);
+                let verdict = meta::layout::check_piece(&info, &data);
+                if verdict.ok {
+                    store.write_block(piece, 0, &data)?;
+                }
+                Ok(verdict)
+            })
+            .await;
             let _ = internal.send(Internal::Checked { piece, result }).await;
         });
     }
@@ -401,7 +427,7 @@ impl Session {
             return;
         };
         loop {
-            let Some(conn) = self.conns.get(&id) else {
+            let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
             if conn.uploads_in_flight >= UPLOADS_IN_FLIGHT {
@@ -410,23 +436,75 @@ impl Session {
             let Some(block) = self.swarm.next_upload(key) else {
                 return;
             };
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.uploads_in_flight += 1;
+            conn.uploads_in_flight += 1;
+            let cached = self.upload_cache.iter().find(|(p, _)| *p == block.piece);
+            match cached.map(|(_, data)| data.clone()) {
+                Some(data) => self.send_block(id, block, &data),
+                None => self.read_piece(id, block),
             }
-            let store = self.store.clone();
-            let internal = self.internal_tx.clone();
-            tokio::spawn(async move {
-                let result =
-                    blocking(move || store.read_block(block.piece, block.offset, block.length))
-                        .await;
-                let _ = internal
-                    .send(Internal::BlockRead {
-                        conn: id,
-                        block,
-                        result,
-                    })
-                    .await;
-            });
+        }
+    }
+
+    fn send_block(&mut self, id: ConnId, block: Block, piece: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let range = block.offset as usize..(block.offset + block.length) as usize;
+        match piece.get(range) {
+            Some(data) => {
+                let _ = conn.writer.send(WriterCmd::Block {
+                    block,
+                    data: data.to_vec(),
+                });
+            }
+            None => conn.uploads_in_flight = conn.uploads_in_flight.saturating_sub(1),
+        }
+    }
+
+    /// Reads a whole piece for `block`, once however many blocks wait for it.
+    fn read_piece(&mut self, id: ConnId, block: Block) {
+        let waiting = self.reading.entry(block.piece).or_default();
+        waiting.push((id, block));
+        if waiting.len() > 1 {
+            return;
+        }
+        let store = self.store.clone();
+        let internal = self.internal_tx.clone();
+        let piece = block.piece;
+        tokio::spawn(async move {
+            let length = store.layout().piece_len(piece);
+            let result = blocking(move || store.read_block(piece, 0, length)).await;
+            let _ = internal.send(Internal::PieceRead { piece, result }).await;
+        });
+    }
+
+    fn piece_read(&mut self, piece: u32, result: Result<Vec<u8>, String>) {
+        let waiting = self.reading.remove(&piece).unwrap_or_default();
+        match result {
+            Ok(data) => {
+                let data = Arc::new(data);
+                for (id, block) in waiting {
+                    self.send_block(id, block, &data);
+                }
+                let mut cached: usize = self.upload_cache.iter().map(|(_, d)| d.len()).sum();
+                while cached + data.len() > UPLOAD_CACHE_BYTES {
+                    let Some((_, old)) = self.upload_cache.pop_front() else {
+                        break;
+                    };
+                    cached -= old.len();
+                }
+                self.upload_cache.push_back((piece, data));
+            }
+            Err(e) => {
+                for (id, _) in waiting {
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        conn.uploads_in_flight = conn.uploads_in_flight.saturating_sub(1);
+                    }
+                }
+                self.emit(TorrentEvent::Warning(format!(
+                    "not sending piece {piece}: {e}"
+                )));
+            }
         }
     }
 
@@ -475,49 +553,20 @@ impl Session {
                 addr,
                 handshake,
             } => self.register(stream, addr, false, &handshake),
-            Internal::Written { piece, result } => {
-                let left = self.pending_writes.get_mut(&piece).map(|n| {
-                    *n -= 1;
-                    *n
-                });
-                if left == Some(0) {
-                    self.pending_writes.remove(&piece);
-                    if self.verify_waiting.remove(&piece) {
-                        self.verify(piece);
-                    }
-                }
-                if let Err(e) = result {
-                    return self.fail(e);
-                }
-            }
-            Internal::Checked { piece, result } => match result {
-                Ok(verdict) => {
-                    self.swarm
-                        .handle_piece_checked(now, piece, verdict.ok, &verdict.block_hashes)
-                }
-                Err(e) => return self.fail(e),
-            },
-            Internal::BlockRead {
-                conn,
-                block,
-                result,
-            } => {
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return false;
-                };
+            Internal::Checked { piece, result } => {
+                let length = self.store.layout().piece_len(piece) as usize;
+                self.verifying_bytes = self.verifying_bytes.saturating_sub(length);
                 match result {
-                    Ok(data) => {
-                        let _ = c.writer.send(WriterCmd::Block { block, data });
-                    }
-                    Err(e) => {
-                        c.uploads_in_flight = c.uploads_in_flight.saturating_sub(1);
-                        self.emit(TorrentEvent::Warning(format!(
-                            "not sending piece {}: {e}",
-                            block.piece
-                        )));
-                    }
+                    Ok(verdict) => self.swarm.handle_piece_checked(
+                        now,
+                        piece,
+                        verdict.ok,
+                        &verdict.block_hashes,
+                    ),
+                    Err(e) => return self.fail(e),
                 }
             }
+            Internal::PieceRead { piece, result } => self.piece_read(piece, result),
             Internal::ResumeSaved(result) => {
                 self.resume_saving = false;
                 if let Err(e) = result {

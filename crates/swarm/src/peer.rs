@@ -27,8 +27,6 @@ pub(crate) struct Peer {
     pub pieces: Bitfield,
     /// Pieces the peer has that we lack: interest without a scan.
     pub wanted: u32,
-    /// A bitfield/have-all/have-none may only be the first message.
-    pub any_message_seen: bool,
     pub am_choking: bool,
     pub am_interested: bool,
     pub peer_choking: bool,
@@ -61,7 +59,6 @@ impl Peer {
             caps,
             pieces: Bitfield::new(piece_count),
             wanted: 0,
-            any_message_seen: false,
             am_choking: true,
             am_interested: false,
             peer_choking: true,

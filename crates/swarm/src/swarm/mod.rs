@@ -266,8 +266,6 @@ impl Swarm {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
-        let first = !peer.any_message_seen;
-        peer.any_message_seen = true;
         let fast = peer.caps.fast;
         match *message {
             Message::KeepAlive
@@ -308,18 +306,18 @@ impl Swarm {
                 let Some(pieces) = Bitfield::from_bytes(bytes, count) else {
                     return Err(self.violation(key, "a bitfield of the wrong size"));
                 };
-                self.set_peer_pieces(now, key, first, pieces)?;
+                self.set_peer_pieces(now, key, pieces)?;
             }
             Message::HaveAll | Message::HaveNone if !fast => {
                 return Err(self.violation(key, "have-all/have-none without the fast extension"));
             }
             Message::HaveAll => {
                 let all = Bitfield::full(self.picker.have().len());
-                self.set_peer_pieces(now, key, first, all)?;
+                self.set_peer_pieces(now, key, all)?;
             }
             Message::HaveNone => {
                 let none = Bitfield::new(self.picker.have().len());
-                self.set_peer_pieces(now, key, first, none)?;
+                self.set_peer_pieces(now, key, none)?;
             }
             Message::Request(r) => {
                 let block = Block {
@@ -356,25 +354,28 @@ impl Swarm {
         Ok(())
     }
 
+    /// The peer's whole piece set, from a bitfield, have-all or have-none.
+    /// BEP 3 sends it first, but some clients (aria2) send a fresh bitfield
+    /// later instead of several haves; it then replaces the old set.
     fn set_peer_pieces(
         &mut self,
         now: Instant,
         key: PeerKey,
-        first: bool,
         pieces: Bitfield,
     ) -> Result<(), ProtocolViolation> {
-        if !first {
-            return Err(self.violation(key, "a bitfield after other messages"));
-        }
         let wanted = pieces
             .ones()
             .filter(|&p| !self.picker.have().get(p))
             .count() as u32;
-        self.picker.add_peer_pieces(&pieces);
         let both_complete = self.completed && pieces.is_full();
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.pieces = pieces;
-            peer.wanted = wanted;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        let old = std::mem::replace(&mut peer.pieces, pieces);
+        peer.wanted = wanted;
+        self.picker.remove_peer_pieces(&old);
+        if let Some(peer) = self.peers.get(&key) {
+            self.picker.add_peer_pieces(&peer.pieces);
         }
         if both_complete {
             self.actions
@@ -784,9 +785,6 @@ impl Swarm {
     }
 
     fn dial(&mut self, now: Instant) {
-        if self.completed {
-            return; // seeds wait to be found
-        }
         let connecting = self.book.connecting_count();
         let room = self
             .settings
