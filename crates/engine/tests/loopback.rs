@@ -87,3 +87,67 @@ async fn a_release_moves_from_one_engine_to_another() {
     }
     seed.stop().await;
 }
+
+/// Downloads a fresh `bytes`-byte release from a seed, with the given caps,
+/// and returns the achieved payload rate over the whole transfer.
+async fn capped_transfer_rate(bytes: usize, seed_up: u64, leech_down: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("seed");
+    write(&data.join("capped.bin"), bytes, 9);
+    let torrent = make_torrent(&data.join("capped.bin"), 256 * 1024);
+    let seeder = Engine::start(EngineSettings {
+        max_upload_bps: seed_up,
+        ..loopback_settings()
+    })
+    .await
+    .unwrap();
+    let seed = seeder.seed(torrent.clone(), &data, |_| {}).await.unwrap();
+    let leecher = Engine::start(EngineSettings {
+        max_download_bps: leech_down,
+        ..loopback_settings()
+    })
+    .await
+    .unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let started = tokio::time::Instant::now();
+    let mut download = leecher
+        .download(torrent.clone(), &out, false)
+        .await
+        .unwrap();
+    download.add_peers(vec![seeder.listen_addr()]).await;
+    wait_complete(&mut download).await;
+    let seconds = started.elapsed().as_secs_f64();
+    seed.stop().await;
+    assert_eq!(
+        std::fs::read(out.join("capped.bin")).unwrap(),
+        std::fs::read(data.join("capped.bin")).unwrap()
+    );
+    bytes as f64 / seconds
+}
+
+/// `--max-down`: a 2 MB/s cap over a transfer of about eleven seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cap_holds_over_ten_seconds() {
+    let cap = 2_000_000.0;
+    let rate = capped_transfer_rate(22_000_000, 0, cap as u64).await;
+    eprintln!(
+        "download cap {cap:.0} B/s: achieved {rate:.0} B/s ({:.3} of the cap)",
+        rate / cap
+    );
+    assert!(rate <= cap * 1.05, "{rate:.0} B/s is over the cap");
+    assert!(rate >= cap * 0.85, "{rate:.0} B/s is far under the cap");
+}
+
+/// `--max-up`: a 2 MB/s cap on the seed over about eleven seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cap_holds_over_ten_seconds() {
+    let cap = 2_000_000.0;
+    let rate = capped_transfer_rate(22_000_000, cap as u64, 0).await;
+    eprintln!(
+        "upload cap {cap:.0} B/s: achieved {rate:.0} B/s ({:.3} of the cap)",
+        rate / cap
+    );
+    assert!(rate <= cap * 1.05, "{rate:.0} B/s is over the cap");
+    assert!(rate >= cap * 0.85, "{rate:.0} B/s is far under the cap");
+}
