@@ -13,13 +13,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use common::{field, file_list, run, run_json, shoal, write_random_file, write_tree};
+use common::{field, file_list, lt_driver, run, run_json, shoal, write_random_file, write_tree};
 
 const TRACKER: &str = "http://127.0.0.1:6969/announce";
 const SMALL_PIECE: u64 = 16 * 1024;
@@ -108,40 +106,6 @@ impl Workspace {
             out,
         }
     }
-}
-
-fn python() -> String {
-    std::env::var("SHOAL_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
-}
-
-/// A `Command` running the libtorrent driver, after checking (once per test
-/// process) that the interpreter can import libtorrent.
-fn lt_driver() -> Command {
-    static IMPORT_CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let python = python();
-    let import = IMPORT_CHECK.get_or_init(|| {
-        let output = Command::new(&python)
-            .args(["-c", "import libtorrent"])
-            .output()
-            .map_err(|e| format!("cannot run {python}: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    });
-    if let Err(reason) = import {
-        panic!(
-            "the libtorrent interop tests need Python 3 with libtorrent 2.x bindings, \
-             but `{python} -c 'import libtorrent'` failed:\n{reason}\n\
-             Run scripts/test.sh, which installs python3-libtorrent, or point \
-             SHOAL_TEST_PYTHON at a Python that has it."
-        );
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/lt_driver.py");
-    let mut cmd = Command::new(python);
-    cmd.arg(script);
-    cmd
 }
 
 fn lt_info(torrent: &Path) -> Value {

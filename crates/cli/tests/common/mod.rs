@@ -9,6 +9,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -115,4 +116,38 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+fn python() -> String {
+    std::env::var("SHOAL_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
+}
+
+/// A `Command` running the libtorrent driver, after checking (once per test
+/// process) that the interpreter can import libtorrent.
+pub fn lt_driver() -> Command {
+    static IMPORT_CHECK: OnceLock<Result<(), String>> = OnceLock::new();
+    let python = python();
+    let import = IMPORT_CHECK.get_or_init(|| {
+        let output = Command::new(&python)
+            .args(["-c", "import libtorrent"])
+            .output()
+            .map_err(|e| format!("cannot run {python}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    });
+    if let Err(reason) = import {
+        panic!(
+            "the interop tests need Python 3 with libtorrent 2.x bindings, \
+             but `{python} -c 'import libtorrent'` failed:\n{reason}\n\
+             Run scripts/test.sh, which installs python3-libtorrent, or point \
+             SHOAL_TEST_PYTHON at a Python that has it."
+        );
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/lt_driver.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script);
+    cmd
 }

@@ -15,7 +15,6 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -425,39 +424,8 @@ pub fn info_hash_v1(hex: &str) -> [u8; 20] {
     out
 }
 
-fn python() -> String {
-    std::env::var("SHOAL_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
-}
-
-/// A `Command` running `tests/interop/lt_driver.py`, after checking (once
-/// per test process) that the interpreter can import libtorrent.
-pub fn lt_driver() -> Command {
-    static IMPORT_CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let python = python();
-    let import = IMPORT_CHECK.get_or_init(|| {
-        let output = Command::new(&python)
-            .args(["-c", "import libtorrent"])
-            .output()
-            .map_err(|e| format!("cannot run {python}: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    });
-    if let Err(reason) = import {
-        panic!(
-            "the swarm interop tests need Python 3 with libtorrent 2.x bindings, \
-             but `{python} -c 'import libtorrent'` failed:\n{reason}\n\
-             Run scripts/test.sh, which installs python3-libtorrent, or point \
-             SHOAL_TEST_PYTHON at a Python that has it."
-        );
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/lt_driver.py");
-    let mut cmd = Command::new(python);
-    cmd.arg(script);
-    cmd
-}
+/// The libtorrent driver, shared with the other interop tests.
+pub use super::common::lt_driver;
 
 /// Panics with an install hint unless `program` runs with `--version`.
 pub fn require_program(program: &str, package: &str) {
