@@ -11,6 +11,13 @@ missing=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)
 command -v transmission-cli >/dev/null || missing+=(transmission-cli)
 command -v aria2c >/dev/null || missing+=(aria2)
+# The reference origin web server for web seed tests.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# bench/tests/smoke.rs: namespaces and tc caps, kill(1) for process groups,
+# and a font for the plot's labels.
+command -v tc >/dev/null || missing+=(iproute2)
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || missing+=(procps)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -16,6 +16,8 @@ pub(crate) struct Totals {
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
+    /// Of `downloaded`, the bytes that came from the origin web server.
+    pub from_origin: u64,
     pub completed: bool,
     pub stopping: bool,
 }
@@ -73,6 +75,7 @@ pub(crate) async fn run(
             numwant: Some(200),
             key: setup.key,
             compact: true,
+            origin_bytes: Some(now.from_origin),
         };
         let mut wait = Duration::from_secs(1800);
         let mut any_ok = false;

@@ -13,6 +13,7 @@ mod session;
 mod settings;
 pub mod storage;
 pub mod tracker_client;
+pub mod web_seed;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -263,13 +264,26 @@ impl Engine {
             );
         }
         let layout = store.layout().clone();
-        let swarm = Swarm::new(
+        let now = std::time::Instant::now();
+        let mut swarm = Swarm::new(
             layout,
             have,
             self.shared.settings.swarm.clone(),
             rand::random(),
-            std::time::Instant::now(),
+            now,
         );
+        // The first web seed shoal can use is the origin (BEP 19).
+        let origin = torrent
+            .web_seeds
+            .iter()
+            .find_map(|url| {
+                web_seed::WebSeed::new(url, torrent.clone(), web_seed::WebSeedSettings::default())
+                    .ok()
+            })
+            .map(Arc::new);
+        if origin.is_some() && !seeding {
+            swarm.set_origin(now);
+        }
         let (events_tx, events_rx) = mpsc::channel(256);
         let setup = SessionSetup {
             torrent,
@@ -282,6 +296,7 @@ impl Engine {
             download_limit: self.shared.download_limit.clone(),
             upload_limit: self.shared.upload_limit.clone(),
             keep_seeding,
+            origin,
             seeding,
             events: events_tx,
         };

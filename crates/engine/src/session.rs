@@ -27,6 +27,7 @@ use crate::rate_limit::RateLimiter;
 use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::{PieceStore, StorageError};
+use crate::web_seed::WebSeed;
 
 /// Blocks queued to one peer's socket, at most: enough to keep a fast link
 /// busy, few enough that a choke takes effect soon.
@@ -58,6 +59,11 @@ pub(crate) enum Internal {
         piece: u32,
         result: Result<PieceVerdict, String>,
     },
+    OriginFetched {
+        offset: u32,
+        blocks: Vec<Block>,
+        result: Result<Vec<u8>, OriginFailure>,
+    },
     PieceRead {
         piece: u32,
         result: Result<Vec<u8>, String>,
@@ -67,6 +73,13 @@ pub(crate) enum Internal {
     /// Peers to try, from the user rather than a tracker.
     AddPeers(Vec<SocketAddr>),
     Stop,
+}
+
+/// Why a fetch from the origin failed, after its retries.
+#[derive(Debug)]
+pub(crate) struct OriginFailure {
+    permanent: bool,
+    reason: String,
 }
 
 struct Conn {
@@ -88,6 +101,8 @@ pub(crate) struct SessionSetup {
     pub download_limit: Arc<RateLimiter>,
     pub upload_limit: Arc<RateLimiter>,
     pub keep_seeding: bool,
+    /// The publisher's web server (the torrent's first usable web seed).
+    pub origin: Option<Arc<WebSeed>>,
     /// Already complete: seeding from the start.
     pub seeding: bool,
     pub events: mpsc::Sender<TorrentEvent>,
@@ -119,6 +134,7 @@ pub(crate) struct Session {
     /// Pieces being read for uploads, and the blocks waiting for them.
     reading: HashMap<u32, Vec<(ConnId, Block)>>,
     keep_seeding: bool,
+    origin: Option<Arc<WebSeed>>,
     finished: bool,
     started: Instant,
     events: mpsc::Sender<TorrentEvent>,
@@ -188,6 +204,7 @@ impl Session {
             upload_cache: VecDeque::new(),
             reading: HashMap::new(),
             keep_seeding: setup.keep_seeding,
+            origin: setup.origin,
             finished: setup.seeding,
             started: Instant::now(),
             events: setup.events,
@@ -233,7 +250,7 @@ impl Session {
             verified_bytes: self.swarm.verified_bytes().min(self.torrent.total_size()),
             total_bytes: self.torrent.total_size(),
             bytes_from_peers: stats.downloaded,
-            bytes_from_origin: 0,
+            bytes_from_origin: stats.from_origin,
             uploaded: stats.uploaded,
             download_rate: stats.download_rate,
             upload_rate: stats.upload_rate,
@@ -248,7 +265,8 @@ impl Session {
         let progress = self.progress();
         self.totals.send_modify(|t| {
             t.uploaded = progress.uploaded;
-            t.downloaded = progress.bytes_from_peers;
+            t.downloaded = progress.bytes_from_peers + progress.bytes_from_origin;
+            t.from_origin = progress.bytes_from_origin;
             t.left = progress.total_bytes - progress.verified_bytes;
         });
         self.emit(TorrentEvent::Progress(progress));
@@ -270,6 +288,18 @@ impl Session {
                     self.resume_dirty = true;
                 }
                 Action::Completed => self.finish(),
+                Action::FetchFromOrigin {
+                    piece,
+                    offset,
+                    length,
+                    blocks,
+                } => self.fetch_from_origin(piece, offset, length, blocks),
+                Action::OriginUnusable(reason) => {
+                    let url = self.origin.as_ref().map_or("", |o| o.url()).to_owned();
+                    self.emit(TorrentEvent::Warning(format!(
+                        "not using the origin {url} any more: {reason}; downloading from peers only"
+                    )));
+                }
             }
         }
     }
@@ -508,6 +538,61 @@ impl Session {
         }
     }
 
+    fn fetch_from_origin(&self, piece: u32, offset: u32, length: u32, blocks: Vec<Block>) {
+        let Some(origin) = self.origin.clone() else {
+            return;
+        };
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = origin
+                .fetch(piece, offset, length)
+                .await
+                .map_err(|e| OriginFailure {
+                    permanent: e.is_permanent(),
+                    reason: e.to_string(),
+                });
+            let _ = internal
+                .send(Internal::OriginFetched {
+                    offset,
+                    blocks,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn origin_fetched(
+        &mut self,
+        offset: u32,
+        blocks: Vec<Block>,
+        result: Result<Vec<u8>, OriginFailure>,
+    ) {
+        let now = self.now();
+        match result {
+            Ok(data) => {
+                for block in blocks {
+                    let at = (block.offset - offset) as usize;
+                    let Some(bytes) = data.get(at..at + block.length as usize) else {
+                        continue;
+                    };
+                    if self.swarm.handle_origin_block(now, block) {
+                        self.buffer(block, bytes);
+                    }
+                }
+            }
+            Err(failure) => {
+                if !failure.permanent {
+                    self.emit(TorrentEvent::Warning(format!(
+                        "{}; trying peers and again later",
+                        failure.reason
+                    )));
+                }
+                self.swarm
+                    .handle_origin_failed(now, &blocks, failure.permanent, &failure.reason);
+            }
+        }
+    }
+
     fn finish(&mut self) {
         let store = self.store.clone();
         let internal = self.internal_tx.clone();
@@ -567,6 +652,11 @@ impl Session {
                 }
             }
             Internal::PieceRead { piece, result } => self.piece_read(piece, result),
+            Internal::OriginFetched {
+                offset,
+                blocks,
+                result,
+            } => self.origin_fetched(offset, blocks, result),
             Internal::ResumeSaved(result) => {
                 self.resume_saving = false;
                 if let Err(e) = result {

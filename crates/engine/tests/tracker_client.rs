@@ -27,6 +27,7 @@ fn request(peer: u8, port: u16, left: u64) -> AnnounceRequest {
         numwant: None,
         key: u32::from(peer),
         compact: true,
+        origin_bytes: None,
     }
 }
 
@@ -68,6 +69,7 @@ fn every_byte_value_survives_client_encoding_and_server_parsing() {
             numwant: Some(33),
             key: 0xdead_beef,
             compact: i % 2 == 0,
+            origin_bytes: Some(i as u64),
         };
         let url = announce_url("http://127.0.0.1:6969/announce?pk=1", &req).expect("valid url");
         let query = url.split_once('?').expect("a query").1;

@@ -39,6 +39,17 @@ pub enum Action {
     PieceVerified(u32),
     /// Every piece is verified.
     Completed,
+    /// Fetch `length` bytes at `offset` of `piece` from the origin (the web
+    /// seed) and report each of `blocks` with `handle_origin_block`, or
+    /// the failure with `handle_origin_failed`.
+    FetchFromOrigin {
+        piece: u32,
+        offset: u32,
+        length: u32,
+        blocks: Vec<Block>,
+    },
+    /// The origin will not be used any more; the text says why.
+    OriginUnusable(String),
 }
 
 /// Why the swarm dropped a peer. The peer's fault unless said otherwise.

@@ -43,6 +43,10 @@ pub struct AnnounceRequest {
     pub key: u32,
     /// Ask for BEP 23 compact peer lists (what we want; trackers may ignore it).
     pub compact: bool,
+    /// shoal's accounting: payload bytes this download got from the origin
+    /// web server, sent as `shoal_origin_bytes` (other trackers ignore
+    /// unknown parameters). `downloaded` stays the BEP 3 total.
+    pub origin_bytes: Option<u64>,
 }
 
 /// The announce URL: `base` plus the request's parameters, after `?`, or
@@ -72,6 +76,9 @@ pub fn announce_url(base: &str, req: &AnnounceRequest) -> Result<String, Tracker
         param("numwant", &numwant.to_string());
     }
     param("key", &format!("{:08x}", req.key));
+    if let Some(bytes) = req.origin_bytes {
+        param("shoal_origin_bytes", &bytes.to_string());
+    }
     Ok(url)
 }
 
@@ -161,6 +168,7 @@ mod tests {
             numwant: Some(30),
             key: 0xbeef,
             compact: true,
+            origin_bytes: Some(4),
         }
     }
 
@@ -171,7 +179,7 @@ mod tests {
             url,
             "http://t.example/announce?info_hash=%00%01%20~%2B%25%26%3D%2F%3Fabcdefghij\
              &peer_id=-SH0100-012345678901&port=6881&uploaded=1&downloaded=2&left=3\
-             &compact=1&event=started&numwant=30&key=0000beef"
+             &compact=1&event=started&numwant=30&key=0000beef&shoal_origin_bytes=4"
         );
         let keyed = announce_url("https://t.example/a?passkey=x", &request()).expect("valid url");
         assert!(

@@ -1,6 +1,9 @@
 //! [`Swarm`]: the state machine tying picker, choker, peers and bans together.
 
 mod initial_seeding;
+mod origin;
+
+pub use origin::ORIGIN;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -43,6 +46,8 @@ pub struct SwarmStats {
     pub download_rate: u64,
     pub upload_rate: u64,
     pub banned: usize,
+    /// Payload bytes from the origin (web seed) that we kept.
+    pub from_origin: u64,
 }
 
 /// Addresses of peers that left, kept so blame can still reach them.
@@ -63,6 +68,10 @@ pub struct Swarm {
     next_choke: Instant,
     next_optimistic: Instant,
     completed: bool,
+    /// The publisher's web server, if the torrent names one.
+    origin: Option<origin::Origin>,
+    /// When a peer last sent us a block we asked for.
+    last_peer_block: Option<Instant>,
     /// While initial seeding: to how many peers each piece was shown.
     reveal_counts: Option<Vec<u32>>,
     downloaded: u64,
@@ -99,6 +108,8 @@ impl Swarm {
             actions: VecDeque::new(),
             rng,
             completed,
+            origin: None,
+            last_peer_block: None,
             reveal_counts,
             downloaded: 0,
             received: 0,
@@ -151,6 +162,7 @@ impl Swarm {
             download_rate,
             upload_rate,
             banned: self.book.banned_count(),
+            from_origin: self.origin_bytes(),
         }
     }
 
@@ -487,6 +499,7 @@ impl Swarm {
                 peer.base_rtt = Some(peer.base_rtt.map_or(rtt, |r| r.min(rtt)));
                 peer.last_progress = now;
                 peer.snubbed = false;
+                self.last_peer_block = Some(now);
                 peer.download.record(now, u64::from(block.length));
             }
             None if peer.recently_cancelled.contains(&block) => return Ok(false),
@@ -507,17 +520,16 @@ impl Swarm {
                 }
             }
         }
-        if arrival.accepted {
-            self.downloaded += u64::from(block.length);
-        }
-        if arrival.piece_complete {
-            self.actions.push_back(Action::Verify(block.piece));
+                if arrival.piece_complete {self.actions.push_back(Action::Verify(block.piece));
         }
         self.fill_requests(now, key);
         Ok(arrival.accepted)
     }
 
     fn sender_addr(&self, key: PeerKey) -> Option<SocketAddr> {
+        if key == ORIGIN {
+            return Some(origin::ORIGIN_ADDR);
+        }
         self.peers.get(&key).map(|p| p.addr).or_else(|| {
             self.departed
                 .iter()
@@ -541,7 +553,25 @@ impl Swarm {
             .into_iter()
             .filter_map(|key| self.sender_addr(key))
             .collect();
-        if passed {
+                if passed {
+            // Bytes count by source once they are verified and kept.
+                        let layout = self.picker.layout();
+            let piece_len = layout.piece_len(piece);
+            let (mut from_peers, mut from_origin) = (0, 0);
+            for (index, sender) in self.picker.senders(piece).into_iter().enumerate() {
+                let offset = index as u32 * 16 * 1024;
+                if layout.block_is_padding(piece, offset) {
+                    continue;
+                }
+                let length = u64::from((16 * 1024).min(piece_len - offset));
+                if sender == ORIGIN {
+                    from_origin += length;
+                } else {
+                    from_peers += length;
+                }
+            }
+            self.downloaded += from_peers;
+            self.add_origin_bytes(from_origin);
             self.picker.piece_passed(piece);
             for liar in self.smart_ban.passed(piece, block_hashes) {
                 self.strike(liar);
@@ -589,6 +619,15 @@ impl Swarm {
     }
 
     fn strike(&mut self, addr: SocketAddr) {
+        if addr == origin::ORIGIN_ADDR {
+            // The publisher's own server sent bad data: stop using it at
+            // once (peers still can finish the download) and say so.
+            self.drop_origin(
+                "its data failed verification: the file on the server does not match the release"
+                    .into(),
+            );
+            return;
+        }
         if self.book.strike(addr, self.settings.strikes_to_ban) {
             let banned: Vec<PeerKey> = self
                 .peers
@@ -752,6 +791,7 @@ impl Swarm {
             }
             self.dial(now);
             self.refill_all(now);
+            self.plan_origin(now);
         }
         if now >= self.next_choke {
             self.next_choke = now + self.settings.choke_interval;

@@ -30,6 +30,9 @@ pub struct NodeSpec {
     pub lie_every: Option<u32>,
     /// Virtual seconds after the start at which it joins.
     pub join_at: f64,
+    /// The publisher's web server: serves pieces to anyone who asks (BEP
+    /// 19), speaks no peer protocol, holds no swarm.
+    pub origin: bool,
 }
 
 impl NodeSpec {
@@ -40,6 +43,18 @@ impl NodeSpec {
             seed: false,
             lie_every: None,
             join_at: 0.0,
+            origin: false,
+        }
+    }
+
+    pub fn origin(upload_bps: u64) -> NodeSpec {
+        NodeSpec {
+            upload_bps,
+            download_bps: upload_bps,
+            seed: false,
+            lie_every: None,
+            join_at: 0.0,
+            origin: true,
         }
     }
 
@@ -50,6 +65,7 @@ impl NodeSpec {
             seed: true,
             lie_every: None,
             join_at: 0.0,
+            origin: false,
         }
     }
 }
@@ -80,6 +96,10 @@ enum Event {
 #[derive(Debug, Clone)]
 enum SimMessage {
     Control(Outgoing),
+    /// A block from the origin.
+    OriginBlock {
+        block: Block,
+    },
     /// Block data and whether it is genuine.
     Block {
         block: Block,
@@ -128,6 +148,8 @@ pub struct Simulation {
     /// Seed's upload when the first leecher finished.
     pub seed_upload_at_first_finish: Option<u64>,
     pub settings: SwarmSettings,
+    /// Seeds every node's swarm (each its own way).
+    seed: u64,
 }
 
 /// A torrent of `pieces` pieces of `piece_length` bytes, enough for a Layout.
@@ -209,12 +231,13 @@ impl Simulation {
             latency: Duration::from_millis(20),
             seed_upload_at_first_finish: None,
             settings,
+            seed,
         };
         for i in 0..sim.nodes.len() {
             let at = Duration::from_secs_f64(sim.nodes[i].spec.join_at);
             sim.schedule(at, Event::Join { node: i });
         }
-        sim.seq = seed.wrapping_mul(1_000_000_007); // seeds the swarms via node index below
+
         sim
     }
 
@@ -264,7 +287,15 @@ impl Simulation {
         }
     }
 
+    fn origin_node(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| n.spec.origin)
+    }
+
     fn join(&mut self, node: usize) {
+        if self.nodes[node].spec.origin {
+            self.nodes[node].finished_at = Some(self.now);
+            return; // a web server: nothing to run
+        }
         let count = self.layout.piece_count();
         let have = if self.nodes[node].spec.seed {
             Bitfield::full(count)
@@ -272,19 +303,18 @@ impl Simulation {
             Bitfield::new(count)
         };
         let now = self.instant();
-        let mut swarm = Swarm::new(
-            self.layout.clone(),
-            have,
-            self.settings.clone(),
-            self.seq ^ node as u64,
-            now,
-        );
+        let seed = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (node as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let mut swarm = Swarm::new(self.layout.clone(), have, self.settings.clone(), seed, now);
+        if self.origin_node().is_some() {
+            swarm.set_origin(now);
+        }
         // The tracker: every node that joined so far.
         let others: Vec<SocketAddr> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, n)| *i != node && n.swarm.is_some())
+            .filter(|(i, n)| *i != node && n.swarm.is_some() && !n.spec.origin)
             .map(|(_, n)| n.addr)
             .collect();
         swarm.add_addresses(now, others);
@@ -393,6 +423,22 @@ impl Simulation {
                         .handle_piece_checked(now, piece, passed, &hashes);
                 }
                 Action::PieceVerified(_) => {}
+                Action::FetchFromOrigin { blocks, .. } => {
+                    // The origin's uplink carries each block to us like
+                    // any transmission; blocks queue behind others.
+                    let origin = self.origin_node().expect("a fetch needs an origin");
+                    for block in blocks {
+                        self.nodes[origin].control.push_back(Queued {
+                            key: PeerKey(node as u32),
+                            message: SimMessage::OriginBlock { block },
+                            bytes: u64::from(block.length),
+                        });
+                    }
+                    self.pump_uplink(origin);
+                }
+                Action::OriginUnusable(reason) => {
+                    panic!("node {node} dropped the origin: {reason}")
+                }
                 Action::Completed => {
                     self.nodes[node].finished_at.get_or_insert(self.now);
                     if self.seed_upload_at_first_finish.is_none() {
@@ -449,7 +495,12 @@ impl Simulation {
             None => self.next_block(node),
         };
         let Some(queued) = queued else { return };
-        let Some(&(to, to_key)) = self.nodes[node].links.get(&queued.key) else {
+        let route = if self.nodes[node].spec.origin {
+            Some((queued.key.0 as usize, swarm::ORIGIN))
+        } else {
+            self.nodes[node].links.get(&queued.key).copied()
+        };
+        let Some((to, to_key)) = route else {
             return self.pump_uplink(node); // connection gone; try the next
         };
         let n = &mut self.nodes[node];
@@ -464,6 +515,9 @@ impl Simulation {
                 .as_mut()
                 .unwrap()
                 .handle_block_sent(now, queued.key, u64::from(block.length));
+        }
+        if let SimMessage::OriginBlock { block } = &queued.message {
+            n.uploaded += u64::from(block.length);
         }
         // The receiver's downlink: one message at a time at its rate.
         let receiver = &mut self.nodes[to];
@@ -483,6 +537,9 @@ impl Simulation {
     }
 
     fn next_block(&mut self, node: usize) -> Option<Queued> {
+        if self.nodes[node].spec.origin {
+            return None;
+        }
         let keys: Vec<PeerKey> = self.nodes[node].links.keys().copied().collect();
         if keys.is_empty() {
             return None;
@@ -513,10 +570,22 @@ impl Simulation {
 
     fn deliver(&mut self, to: usize, key: PeerKey, message: SimMessage) {
         let now = self.instant();
+        if let SimMessage::OriginBlock { block } = message {
+            let swarm = self.nodes[to].swarm.as_mut().unwrap();
+            if swarm.handle_origin_block(now, block) {
+                self.nodes[to]
+                    .blocks
+                    .entry(block.piece)
+                    .or_default()
+                    .insert(block.offset, true);
+            }
+            return self.drain(to);
+        }
         if !self.nodes[to].links.contains_key(&key) {
             return; // closed meanwhile
         }
         match message {
+            SimMessage::OriginBlock { .. } => unreachable!("handled above"),
             SimMessage::Closed => {
                 self.nodes[to].links.remove(&key);
                 self.nodes[to]
@@ -574,10 +643,19 @@ impl Simulation {
     }
 
     /// Completion times of the leechers, in seconds.
+    /// Bytes the origin sent.
+    pub fn origin_uploaded(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| n.spec.origin)
+            .map(|n| n.uploaded)
+            .sum()
+    }
+
     pub fn leecher_times(&self) -> Vec<f64> {
         self.nodes
             .iter()
-            .filter(|n| !n.spec.seed)
+            .filter(|n| !n.spec.seed && !n.spec.origin)
             .filter_map(|n| n.finished_at.map(|t| t.as_secs_f64()))
             .collect()
     }
