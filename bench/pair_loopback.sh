@@ -7,6 +7,8 @@
 #
 # Usage: bench/pair_loopback.sh [SIZE_MIB=1024] [ROUNDS=3]
 # Needs: cargo build --release --bin shoal; python3-libtorrent; GNU time.
+# If RQBIT points at an rqbit binary (`cargo install rqbit --root DIR`),
+# rqbit -> rqbit is measured too; its time is the leecher's wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -46,7 +48,7 @@ run_shoal() {
   stop_seed "$seed"
   cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "shoal: data differs" >&2; exit 1; }
   local seconds; seconds=$(grep '"event":"complete"' "$work/get.log" | sed 's/.*"seconds":\([0-9.]*\).*/\1/')
-  read -r gu gs grss < "$work/get.time"; read -r su ss _ < "$work/seed.time"
+  read -r gu gs grss < <(tail -n1 "$work/get.time"); read -r su ss _ < <(tail -n1 "$work/seed.time")
   echo "shoal $seconds $(echo "$gu + $gs" | bc) $(echo "$su + $ss" | bc) $grss"
 }
 
@@ -62,20 +64,41 @@ run_libtorrent() {
   stop_seed "$seed"
   cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "libtorrent: data differs" >&2; exit 1; }
   local seconds; seconds=$(sed 's/.*"seconds": *\([0-9.]*\).*/\1/' "$work/get.log" | tail -1)
-  read -r gu gs grss < "$work/get.time"; read -r su ss _ < "$work/seed.time"
+  read -r gu gs grss < <(tail -n1 "$work/get.time"); read -r su ss _ < <(tail -n1 "$work/seed.time")
   echo "libtorrent $seconds $(echo "$gu + $gs" | bc) $(echo "$su + $ss" | bc) $grss"
 }
 
+run_rqbit() {
+  local port out
+  port=$(free_port); out="$work/out-rqbit"; rm -rf "$out"
+  local common=(-v warn --disable-dht --disable-dht-persistence)
+  # `download --overwrite` over complete data checks it, then seeds.
+  /usr/bin/time -f "%U %S %M" -o "$work/seed.time" "$RQBIT" "${common[@]}" --listen-port "$port" \
+    download --disable-http-api --overwrite -o "$work/data" "$work/release.torrent" > "$work/seed.log" 2>&1 &
+  local seed=$!; pids+=("$seed")
+  for _ in $(seq 600); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  sleep 2 # its check of the existing data
+  /usr/bin/time -f "%e %U %S %M" -o "$work/get.time" "$RQBIT" "${common[@]}" download --disable-http-api \
+    -e --initial-peers "127.0.0.1:$port" -o "$out" "$work/release.torrent" > "$work/get.log" 2>&1
+  stop_seed "$seed"
+  cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "rqbit: data differs" >&2; exit 1; }
+  read -r seconds gu gs grss < <(tail -n1 "$work/get.time"); read -r su ss _ < <(tail -n1 "$work/seed.time")
+  echo "rqbit $seconds $(echo "$gu + $gs" | bc) $(echo "$su + $ss" | bc) $grss"
+}
+
+impls=(shoal libtorrent)
+[ -n "${RQBIT:-}" ] && impls+=(rqbit)
 results="$work/results"
 for ((round = 1; round <= rounds; round++)); do
-  run_shoal | tee -a "$results"
-  run_libtorrent | tee -a "$results"
+  for impl in "${impls[@]}"; do
+    "run_$impl" | tee -a "$results"
+  done
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf '\n%d MiB, %d rounds, %d cores, medians (leecher CPU includes hashing; seed CPU includes its initial check):\n' "$size_mib" "$rounds" "$(nproc)"
 printf '%-11s %9s %9s %13s %11s %14s\n' impl seconds MB/s "leecher CPU s" "seed CPU s" "leecher RSS MiB"
-for impl in shoal libtorrent; do
+for impl in "${impls[@]}"; do
   t=$(awk -v i=$impl '$1==i {print $2}' "$results" | median)
   gc=$(awk -v i=$impl '$1==i {print $3}' "$results" | median)
   sc=$(awk -v i=$impl '$1==i {print $4}' "$results" | median)
