@@ -23,7 +23,11 @@ and errors on stderr, stop cleanly on SIGTERM or SIGINT, and give up after
                                    downloads from the given peers (and the
                                    torrent's trackers), prints
                                    {"complete": true, "seconds", ...} once
-                                   every piece is verified
+                                   every piece is verified; with
+                                   --keep-seeding it then seeds until SIGTERM
+
+Both roles take --listen-ip ADDR (default 127.0.0.1) to bind another local
+address, e.g. a network namespace's own (bench/ runs one per host).
 
 Failures exit non-zero with a one-line message on stderr. Needs libtorrent 2.x
 (Debian: python3-libtorrent, run with /usr/bin/python3).
@@ -225,8 +229,8 @@ class Stop:
         signal.signal(signal.SIGINT, handler)
 
 
-def swarm_session(listen_port):
-    """A session for swarm tests: plain TCP on 127.0.0.1, nothing else.
+def swarm_session(listen_port, listen_ip="127.0.0.1"):
+    """A session for swarm tests: plain TCP on one address, nothing else.
 
     Every peer in these tests shares the address 127.0.0.1, so libtorrent
     must accept several connections from one IP. uTP is off because the
@@ -235,7 +239,7 @@ def swarm_session(listen_port):
     to plaintext only after a failed attempt); incoming ones accept both.
     """
     return lt.session({
-        "listen_interfaces": f"127.0.0.1:{listen_port}",
+        "listen_interfaces": f"{listen_ip}:{listen_port}",
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -323,7 +327,7 @@ def emit(obj):
 def cmd_seed(args):
     Stop.install()
     deadline = time.monotonic() + args.timeout
-    session = swarm_session(args.listen_port)
+    session = swarm_session(args.listen_port, args.listen_ip)
     handle, ti = add_for_swarm(session, args.torrent, args.save_path, deadline)
     status = handle.status()
     valid = sum(1 for have in status.pieces if have)
@@ -349,9 +353,9 @@ def cmd_download(args):
     Stop.install()
     started = time.monotonic()
     deadline = started + args.timeout
-    session = swarm_session(args.listen_port)
+    session = swarm_session(args.listen_port, args.listen_ip)
     handle, ti = add_for_swarm(session, args.torrent, args.save_path, deadline)
-    log(f"listening on 127.0.0.1:{listen_port(session)}")
+    log(f"listening on {args.listen_ip}:{listen_port(session)}")
     last_dial = 0.0
     while True:
         status = handle.status()
@@ -372,17 +376,26 @@ def cmd_download(args):
         session.wait_for_alert(500)
         log_alerts(session.pop_alerts())
     status = handle.status()
-    # Leave the swarm politely: pausing sends the trackers a "stopped"
-    # announce, so they stop handing out an address nobody listens on.
-    handle.pause()
-    time.sleep(0.2)
-    return {
+    result = {
         "complete": True,
         "seconds": round(time.monotonic() - started, 3),
         "total_download": status.total_payload_download,
         "total_size": ti.total_size(),
         "num_pieces": ti.num_pieces(),
     }
+    if args.keep_seeding:
+        # Report completion now, then share with the rest of the swarm
+        # until told to stop (no deadline: the caller owns the lifetime).
+        emit(result)
+        while not Stop.requested:
+            session.wait_for_alert(500)
+            log_alerts(session.pop_alerts())
+        result = None
+    # Leave the swarm politely: pausing sends the trackers a "stopped"
+    # announce, so they stop handing out an address nobody listens on.
+    handle.pause()
+    time.sleep(0.2)
+    return result
 
 
 def parse_args(argv):
@@ -411,13 +424,18 @@ def parse_args(argv):
         role.add_argument("torrent")
         role.add_argument("save_path")
         role.add_argument("--listen-port", type=int, default=0,
-                          help="port on 127.0.0.1 (default: any free port)")
+                          help="port on the listen address (default: any free port)")
+        role.add_argument("--listen-ip", default="127.0.0.1", metavar="ADDR",
+                          help="local address to bind (default 127.0.0.1)")
         role.add_argument("--peer", type=parse_peer, action="append",
                           default=[], metavar="HOST:PORT",
                           help="a peer to connect to; repeatable")
         role.add_argument("--timeout", type=float, default=SWARM_TIMEOUT_SECONDS,
                           help="seconds before giving up (default "
                                f"{SWARM_TIMEOUT_SECONDS})")
+    download.add_argument("--keep-seeding", action="store_true",
+                          help="after printing the completion line, keep "
+                               "seeding until SIGTERM or SIGINT")
     seed.set_defaults(run=cmd_seed)
     download.set_defaults(run=cmd_download)
     return parser.parse_args(argv)

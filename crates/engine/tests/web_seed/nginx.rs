@@ -95,7 +95,17 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM first: the master then stops its worker, which a SIGKILL
+    /// to the master alone would leave running. SIGKILL if it lingers.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..40 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

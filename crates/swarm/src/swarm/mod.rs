@@ -520,7 +520,8 @@ impl Swarm {
                 }
             }
         }
-                if arrival.piece_complete {self.actions.push_back(Action::Verify(block.piece));
+        if arrival.piece_complete {
+            self.actions.push_back(Action::Verify(block.piece));
         }
         self.fill_requests(now, key);
         Ok(arrival.accepted)
@@ -553,9 +554,9 @@ impl Swarm {
             .into_iter()
             .filter_map(|key| self.sender_addr(key))
             .collect();
-                if passed {
+        if passed {
             // Bytes count by source once they are verified and kept.
-                        let layout = self.picker.layout();
+            let layout = self.picker.layout();
             let piece_len = layout.piece_len(piece);
             let (mut from_peers, mut from_origin) = (0, 0);
             for (index, sender) in self.picker.senders(piece).into_iter().enumerate() {

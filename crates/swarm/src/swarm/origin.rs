@@ -81,7 +81,7 @@ impl Swarm {
         });
     }
 
-        /// Bytes the origin sent that passed verification and were kept.
+    /// Bytes the origin sent that passed verification and were kept.
     pub fn origin_bytes(&self) -> u64 {
         self.origin.as_ref().map_or(0, |o| o.bytes)
     }
@@ -102,7 +102,7 @@ impl Swarm {
         };
         origin.requests.remove(at);
         origin.download.record(now, u64::from(block.length));
-                let arrival = self.picker.on_block(ORIGIN, block);
+        let arrival = self.picker.on_block(ORIGIN, block);
         if arrival.piece_complete {
             self.actions.push_back(Action::Verify(block.piece));
         }

@@ -1,0 +1,78 @@
+//! libtorrent 2.0 through tests/interop/lt_driver.py (Debian's
+//! python3-libtorrent): the same driver the interop tests use, bound to the
+//! host's namespace address with `--listen-ip`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::{os, Completion, Implementation, LeechSpec, SeedSpec, PEER_PORT};
+
+#[derive(Debug)]
+pub struct Libtorrent {
+    python: PathBuf,
+    driver: PathBuf,
+}
+
+impl Libtorrent {
+    pub fn new(python: PathBuf, driver: PathBuf) -> Libtorrent {
+        Libtorrent { python, driver }
+    }
+}
+
+impl Implementation for Libtorrent {
+    fn name(&self) -> &'static str {
+        "libtorrent"
+    }
+
+    fn seed_cmd(&self, spec: &SeedSpec) -> Vec<OsString> {
+        let (ip, port, timeout) = (
+            spec.ip.to_string(),
+            PEER_PORT.to_string(),
+            spec.timeout_s.to_string(),
+        );
+        os(&[
+            &self.python,
+            &self.driver,
+            &"seed",
+            &spec.torrent,
+            &spec.data_dir,
+            &"--listen-ip",
+            &ip,
+            &"--listen-port",
+            &port,
+            &"--timeout",
+            &timeout,
+        ])
+    }
+
+    fn seed_ready(&self, line: &str) -> bool {
+        line.contains("\"listening\"")
+    }
+
+    fn leech_cmd(&self, spec: &LeechSpec) -> Vec<OsString> {
+        let (ip, port, timeout) = (
+            spec.ip.to_string(),
+            PEER_PORT.to_string(),
+            spec.timeout_s.to_string(),
+        );
+        os(&[
+            &self.python,
+            &self.driver,
+            &"download",
+            &spec.torrent,
+            &spec.out_dir,
+            &"--listen-ip",
+            &ip,
+            &"--listen-port",
+            &port,
+            &"--timeout",
+            &timeout,
+            &"--keep-seeding",
+        ])
+    }
+
+    fn parse_completion(&self, line: &str) -> Option<Completion> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        value.get("complete")?.as_bool()?.then(Completion::default)
+    }
+}

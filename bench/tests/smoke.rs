@@ -1,0 +1,145 @@
+//! Smoke test of the swarm benchmark: three peers, a few MiB, a `bt`
+//! origin, shoal and libtorrent, on real namespaces and tc caps. It only
+//! checks that the harness works end to end (every peer byte-identical,
+//! the record complete), not how fast anything is.
+//!
+//! Needs root (as CI runs it); as another user it says so and passes.
+//! It runs the `shoal` and `shoal-tracker` binaries of the same profile,
+//! which `cargo test --workspace` builds before running tests (they are
+//! binaries of the workspace's cli package); `cargo test -p shoal-bench`
+//! alone does not, so build them first in that case.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+            line.split_whitespace().nth(2).map(|uid| uid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// target/<profile>/, from target/<profile>/deps/smoke-<hash>.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps layout")
+        .to_path_buf()
+}
+
+#[test]
+fn three_peers_both_implementations_bt_origin() {
+    if !is_root() {
+        eprintln!("skipped: shoal-bench needs root for network namespaces");
+        return;
+    }
+    let dir = profile_dir();
+    let shoal = dir.join("shoal");
+    let tracker = dir.join("shoal-tracker");
+    for bin in [&shoal, &tracker] {
+        assert!(
+            bin.is_file(),
+            "{} missing: run `cargo test --workspace` (it builds the workspace binaries) \
+             or `cargo build --bin shoal --bin shoal-tracker` first",
+            bin.display()
+        );
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let started = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal-bench"))
+        .args([
+            "--peers", "3", "--size", "3M", "--origin", "bt", "--impl", "all",
+        ])
+        .args(["--timeout", "40"])
+        .arg("--out")
+        .arg(out.path())
+        .arg("--shoal-bin")
+        .arg(&shoal)
+        .arg("--tracker-bin")
+        .arg(&tracker)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting shoal-bench");
+    // Its namespaces are named sb-<its pid>-…; other runs may be going on.
+    let prefix = format!("sb-{}-", child.id());
+    let output = child.wait_with_output().expect("running shoal-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "shoal-bench failed:\n{stderr}");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+        .collect();
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["implementation"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["shoal", "libtorrent"], "{stderr}");
+    for record in &records {
+        for field in [
+            "date",
+            "origin",
+            "peers",
+            "size_bytes",
+            "piece_size",
+            "t_min_s",
+            "last_s",
+            "mean_s",
+            "last_over_t_min",
+            "mean_over_t_min",
+            "origin_tx_bytes",
+            "origin_over_size",
+            "peer_cpu_s_mean",
+            "peer_peak_rss_kib_max",
+            "machine_busy_fraction",
+            "process_cpu_s",
+        ] {
+            assert!(!record[field].is_null(), "{field} missing in {record}");
+        }
+        assert_eq!(record["origin"], "bt");
+        assert_eq!(record["completed"], 3, "{record}");
+        assert_eq!(record["all_identical"], true, "{record}");
+        // The origin sent at least one copy of the release.
+        assert!(
+            record["origin_over_size"].as_f64().unwrap_or(0.0) >= 0.9,
+            "{record}"
+        );
+        let peers = record["peers_detail"].as_array().expect("peers_detail");
+        assert_eq!(peers.len(), 3);
+        for peer in peers {
+            assert_eq!(peer["identical"], true, "{peer}");
+            assert!(peer["peak_rss_kib"].as_u64().unwrap_or(0) > 0, "{peer}");
+        }
+    }
+    // Results file, table and plot are written too.
+    let results = std::fs::read_to_string(out.path().join("results.jsonl")).expect("results.jsonl");
+    assert_eq!(results.lines().count(), 2);
+    let table = std::fs::read_to_string(out.path().join("table.md")).expect("table.md");
+    assert!(
+        table.contains("| shoal | bt | 3/3 |") && table.contains("| libtorrent | bt | 3/3 |"),
+        "{table}"
+    );
+    let png = std::fs::read(out.path().join("cdf.png")).expect("cdf.png");
+    assert!(png.starts_with(b"\x89PNG"));
+    // No namespace of this run is left behind.
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let leftover = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        !leftover.lines().any(|l| l.starts_with(&prefix)),
+        "left behind: {leftover}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 50,
+        "smoke run took {:?}",
+        started.elapsed()
+    );
+}
