@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::procs::run;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
@@ -110,17 +111,6 @@ impl Fixture {
             .map(|(_, p)| p.as_path())
             .unwrap_or_else(|| panic!("no torrent made for origin {kind:?}"))
     }
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let output = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {

@@ -14,6 +14,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use crate::procs::run;
 use anyhow::{bail, Context, Result};
 
 use crate::cleanup;
@@ -49,17 +50,6 @@ pub struct Network {
 /// owner is still alive.
 pub fn prefix() -> String {
     format!("sb-{}-", std::process::id())
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let output = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn ip(args: &[&str]) -> Result<String> {

@@ -210,3 +210,16 @@ pub fn load_avg_1m() -> f64 {
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Runs a short command to completion; its stdout, or an error with its
+/// stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let output = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
