@@ -277,7 +277,7 @@ impl Engine {
             .web_seeds
             .iter()
             .find_map(|url| {
-                web_seed::WebSeed::new(url, torrent.clone(), web_seed::WebSeedSettings::default())
+                web_seed::WebSeed::new(url, torrent.clone(), self.shared.settings.web_seed.clone())
                     .ok()
             })
             .map(Arc::new);

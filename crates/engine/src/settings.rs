@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use swarm::SwarmSettings;
 
+use crate::web_seed::WebSeedSettings;
+
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Where to accept peer connections. Port 0 picks a free port.
@@ -27,6 +29,8 @@ pub struct EngineSettings {
     /// Tracker requests give up after this long.
     pub tracker_timeout: Duration,
     pub swarm: SwarmSettings,
+    /// Fetching from the origin web server (timeouts, retries).
+    pub web_seed: WebSeedSettings,
 }
 
 impl Default for EngineSettings {
@@ -42,6 +46,7 @@ impl Default for EngineSettings {
             resume_save_interval: Duration::from_millis(200),
             tracker_timeout: Duration::from_secs(15),
             swarm: SwarmSettings::default(),
+            web_seed: WebSeedSettings::default(),
         }
     }
 }

@@ -136,3 +136,52 @@ async fn a_tampered_origin_is_reported_and_peers_finish_the_download() {
     assert_eq!(progress.bytes_from_origin, 0, "no bad byte was kept");
     seed.stop().await;
 }
+
+/// An origin that answers 503 for a while, then stalls in the middle of a
+/// response, still delivers the whole release: the origin is never the
+/// reason a download hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_survives_an_origin_that_fails_for_a_while_and_stalls() {
+    use crate::fake_origin::{FakeOrigin, Reply};
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("blob.bin");
+    write_file(&source, 600_000, 7);
+    let content = Arc::new(std::fs::read(&source).unwrap());
+    let script = Arc::new(|n: usize, _: &crate::fake_origin::Seen| match n {
+        0..=2 => Reply::Status(503),
+        4 => Reply::StallAfter(1_000),
+        _ => Reply::Serve,
+    });
+    let origin = FakeOrigin::start(content, script).await;
+    let torrent = torrent_with_origin(&source, &origin.url);
+
+    let settings = EngineSettings {
+        web_seed: engine::web_seed::WebSeedSettings {
+            stall_timeout: Duration::from_millis(300),
+            backoff_start: Duration::from_millis(50),
+            ..Default::default()
+        },
+        ..loopback()
+    };
+    let engine = Engine::start(settings).await.unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut handle = engine.download(torrent.clone(), &out, false).await.unwrap();
+    let progress = until_complete(&mut handle, |_| {}).await;
+    assert_eq!(
+        std::fs::read(out.join("blob.bin")).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
+    assert_eq!(progress.bytes_from_origin, torrent.total_size());
+    let seen = origin.seen();
+    // The first three requests were the same range, asked until it came.
+    assert_eq!(seen[0].range, seen[3].range, "{seen:?}");
+    // Request 4 stalled after 1,000 bytes; a later one asked for the rest.
+    let (start, end) = seen[4].range.unwrap();
+    assert!(
+        seen[5..]
+            .iter()
+            .any(|s| s.range == Some((start + 1_000, end))),
+        "the stalled range was resumed: {seen:?}"
+    );
+}
