@@ -19,23 +19,23 @@ impl Libtorrent {
     }
 }
 
-impl Implementation for Libtorrent {
-    fn name(&self) -> &'static str {
-        "libtorrent"
-    }
-
-    fn seed_cmd(&self, spec: &SeedSpec) -> Vec<OsString> {
-        let (ip, port, timeout) = (
-            spec.ip.to_string(),
-            PEER_PORT.to_string(),
-            spec.timeout_s.to_string(),
-        );
+impl Libtorrent {
+    /// `lt_driver.py ROLE TORRENT DIR` bound to the host's address.
+    fn driver_cmd(
+        &self,
+        role: &str,
+        torrent: &dyn AsRef<std::ffi::OsStr>,
+        dir: &dyn AsRef<std::ffi::OsStr>,
+        ip: impl ToString,
+        timeout_s: impl ToString,
+    ) -> Vec<OsString> {
+        let (ip, port, timeout) = (ip.to_string(), PEER_PORT.to_string(), timeout_s.to_string());
         os(&[
             &self.python,
             &self.driver,
-            &"seed",
-            &spec.torrent,
-            &spec.data_dir,
+            &role,
+            torrent,
+            dir,
             &"--listen-ip",
             &ip,
             &"--listen-port",
@@ -43,6 +43,22 @@ impl Implementation for Libtorrent {
             &"--timeout",
             &timeout,
         ])
+    }
+}
+
+impl Implementation for Libtorrent {
+    fn name(&self) -> &'static str {
+        "libtorrent"
+    }
+
+    fn seed_cmd(&self, spec: &SeedSpec) -> Vec<OsString> {
+        self.driver_cmd(
+            "seed",
+            &spec.torrent,
+            &spec.data_dir,
+            spec.ip,
+            spec.timeout_s,
+        )
     }
 
     fn seed_ready(&self, line: &str) -> bool {
@@ -50,25 +66,15 @@ impl Implementation for Libtorrent {
     }
 
     fn leech_cmd(&self, spec: &LeechSpec) -> Vec<OsString> {
-        let (ip, port, timeout) = (
-            spec.ip.to_string(),
-            PEER_PORT.to_string(),
-            spec.timeout_s.to_string(),
-        );
-        os(&[
-            &self.python,
-            &self.driver,
-            &"download",
+        let mut cmd = self.driver_cmd(
+            "download",
             &spec.torrent,
             &spec.out_dir,
-            &"--listen-ip",
-            &ip,
-            &"--listen-port",
-            &port,
-            &"--timeout",
-            &timeout,
-            &"--keep-seeding",
-        ])
+            spec.ip,
+            spec.timeout_s,
+        );
+        cmd.push("--keep-seeding".into());
+        cmd
     }
 
     fn parse_completion(&self, line: &str) -> Option<Completion> {
