@@ -102,6 +102,10 @@ pub struct Engine {
     shared: Arc<Shared>,
 }
 
+/// How shoal agents know each other in handshakes (to share out origin
+/// fetches): the client code of our Azureus-style peer ids.
+pub(crate) const SHOAL_PEER_ID_PREFIX: &[u8] = b"-SH";
+
 /// An Azureus-style peer id: client and version, then random bytes.
 fn new_peer_id() -> [u8; 20] {
     let mut id = [0u8; 20];
@@ -282,7 +286,7 @@ impl Engine {
             })
             .map(Arc::new);
         if origin.is_some() && !seeding {
-            swarm.set_origin(now);
+            swarm.set_origin(now, &self.shared.peer_id);
         }
         let (events_tx, events_rx) = mpsc::channel(256);
         let setup = SessionSetup {

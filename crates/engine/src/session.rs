@@ -28,6 +28,7 @@ use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::{PieceStore, StorageError};
 use crate::web_seed::WebSeed;
+use crate::SHOAL_PEER_ID_PREFIX;
 
 /// Blocks queued to one peer's socket, at most: enough to keep a fast link
 /// busy, few enough that a choke takes effect soon.
@@ -343,6 +344,10 @@ impl Session {
         let caps = PeerCaps {
             fast: theirs.reserved.fast(),
             extended: theirs.reserved.extension_protocol(),
+            origin_share_id: theirs
+                .peer_id
+                .starts_with(SHOAL_PEER_ID_PREFIX)
+                .then(|| swarm::origin_share_id(&theirs.peer_id)),
         };
         match self
             .swarm

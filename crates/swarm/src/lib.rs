@@ -24,7 +24,7 @@ pub use bitfield::Bitfield;
 pub use peer::PeerCaps;
 pub use picker::Block;
 pub use settings::SwarmSettings;
-pub use swarm::{ProtocolViolation, Swarm, SwarmStats, ORIGIN};
+pub use swarm::{origin_share_id, ProtocolViolation, Swarm, SwarmStats, ORIGIN};
 
 /// A connected peer, as the swarm and its driver call it. Never reused
 /// within one swarm, so a stale key cannot reach a newer connection.

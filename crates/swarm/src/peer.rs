@@ -8,13 +8,16 @@ use crate::bitfield::Bitfield;
 use crate::picker::Block;
 use crate::rate::RateMeter;
 
-/// Capabilities announced in the handshake's reserved bits.
+/// What the handshake told us about a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerCaps {
     /// BEP 6: have-all/none, reject, allowed-fast.
     pub fast: bool,
     /// BEP 10: extension protocol.
     pub extended: bool,
+    /// For a peer that shares out origin fetches by the same rule as we do
+    /// (a shoal agent): its [`origin_share_id`](crate::origin_share_id).
+    pub origin_share_id: Option<u64>,
 }
 
 /// Late copies of cancelled requests are expected; remember this many.

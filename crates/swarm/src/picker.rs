@@ -435,21 +435,24 @@ impl PiecePicker {
     }
 
     /// Picks one whole piece for the origin, which has every piece: one no
-    /// connected peer has and nobody fetches, chosen at random so that
-    /// peers starting together ask the origin for different pieces (a walk
-    /// from a random start was tried: peers that meet walk in lockstep and
-    /// fetch the same pieces); or, with `any_piece`, the rarest piece we
-    /// lack that nobody fetches. Marks the piece's blocks requested by
-    /// `origin` and returns them in order.
+    /// connected peer has, nobody fetches and `mine` accepts, chosen at
+    /// random; or, with `any_piece`, the rarest piece we lack that nobody
+    /// fetches. Marks the piece's blocks requested by `origin` and returns
+    /// them in order.
     pub fn pick_for_origin(
         &mut self,
         origin: PeerKey,
         any_piece: bool,
+        mine: impl Fn(u32) -> bool,
         rng: &mut SmallRng,
     ) -> Vec<Block> {
         let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
         let fresh = |p: &u32| !self.have.get(*p) && !self.partial.contains_key(p);
-        let unheld: Vec<u32> = self.order[..end].iter().copied().filter(fresh).collect();
+        let unheld: Vec<u32> = self.order[..end]
+            .iter()
+            .copied()
+            .filter(|p| fresh(p) && mine(*p))
+            .collect();
         let piece = if !unheld.is_empty() {
             Some(unheld[rng.gen_range(0..unheld.len())])
         } else if any_piece {
@@ -464,15 +467,6 @@ impl PiecePicker {
         let mut picked = Vec::new();
         self.take_missing(piece, origin, usize::MAX, &mut picked);
         picked
-    }
-
-    /// How many pieces we lack that no connected peer has and nobody fetches.
-    pub fn unheld_unstarted_count(&self) -> usize {
-        let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
-        self.order[..end]
-            .iter()
-            .filter(|p| !self.have.get(**p) && !self.partial.contains_key(p))
-            .count()
     }
 
     /// Pieces no connected peer has and we lack: only the origin can supply them.

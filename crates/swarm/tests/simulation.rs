@@ -126,30 +126,55 @@ fn web_origin_crowd(peers: usize, seed: u64) -> Simulation {
     Simulation::new(layout, specs, SwarmSettings::default(), seed)
 }
 
+/// Runs the web-origin flash crowd over several seeds and returns the
+/// medians of (origin copies, last peer / bound).
+fn web_origin_medians(peers: usize, seeds: std::ops::Range<u64>) -> (f64, f64) {
+    let file = 256.0 * 256.0 * 1024.0;
+    let bound = kumar_ross(file, 4e6, 8e6, peers as f64, 2e6);
+    let (mut copies, mut lasts) = (Vec::new(), Vec::new());
+    for seed in seeds {
+        let mut sim = web_origin_crowd(peers, seed);
+        sim.run(Duration::from_secs(900));
+        let times = sim.leecher_times();
+        assert_eq!(times.len(), peers, "seed {seed}: every peer finishes");
+        let origin = sim.origin_uploaded() as f64 / file;
+        let last = times.iter().cloned().fold(0.0, f64::max);
+        eprintln!(
+            "web origin, {peers} peers, seed {seed}: origin sent {origin:.3} copies; last {last:.1} s, bound {bound:.1} s: last/bound {:.3}",
+            last / bound
+        );
+        copies.push(origin);
+        lasts.push(last / bound);
+    }
+    (median(&mut copies), median(&mut lasts))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 #[test]
 fn a_web_origin_sends_about_one_copy_to_a_flash_crowd() {
-    let mut sim = web_origin_crowd(20, 23);
-    sim.run(Duration::from_secs(900));
-    let times = sim.leecher_times();
-    assert_eq!(times.len(), 20, "every peer finishes");
-    let file = 256.0 * 256.0 * 1024.0;
-    let origin = sim.origin_uploaded() as f64 / file;
-    let bound = kumar_ross(file, 4e6, 8e6, 20.0, 2e6);
-    let last = times.iter().cloned().fold(0.0, f64::max);
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    eprintln!(
-        "web origin, 20 peers: origin sent {origin:.3} copies; last {last:.1} s, mean {mean:.1} s, bound {bound:.1} s: last/bound {:.2}, mean/bound {:.2}",
-        last / bound,
-        mean / bound
-    );
-    // The product target is 1.05 copies and 1.10 x the bound (measured
-    // 1.10 to 1.15 copies and 1.11 to 1.13 x: peers fetching the same piece
-    // from the origin at the same time cannot see each other).
-    assert!(origin <= 1.3, "the origin sent {origin:.2} copies");
-    assert!(
-        last <= 1.3 * bound,
-        "last peer at {last:.1} s, bound {bound:.1} s"
-    );
+    let (copies, last) = web_origin_medians(20, 1..8);
+    eprintln!("web origin, 20 peers, median of 7: {copies:.3} copies, last/bound {last:.3}");
+    // The product targets are 1.05 copies and 1.10 x the bound (measured
+    // 1.004 and 1.109). The bound assumes the origin uploads all along; one
+    // copy keeps it busy for 55 % of it, so with the rest carried by the
+    // peers alone no schedule beats 1.045 x, before the first second in
+    // which peers have little to trade.
+    assert!(copies <= 1.05, "the origin sent {copies:.3} copies");
+    assert!(last <= 1.12, "last peer at {last:.3} x the bound");
+}
+
+#[test]
+fn a_web_origin_stays_near_one_copy_for_fifty_peers() {
+    let (copies, last) = web_origin_medians(50, 1..6);
+    eprintln!("web origin, 50 peers, median of 5: {copies:.3} copies, last/bound {last:.3}");
+    // Measured 1.031 copies (the pieces two peers picked in the moment
+    // before they met) and 1.113 x.
+    assert!(copies <= 1.08, "the origin sent {copies:.3} copies");
+    assert!(last <= 1.15, "last peer at {last:.3} x the bound");
 }
 
 #[test]

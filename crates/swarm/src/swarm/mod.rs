@@ -3,7 +3,7 @@
 mod initial_seeding;
 mod origin;
 
-pub use origin::ORIGIN;
+pub use origin::{origin_share_id, ORIGIN};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -755,6 +755,7 @@ impl Swarm {
                 download_rate: peer.download.rate(now),
                 upload_rate: peer.upload.rate(now),
                 snubbed: peer.snubbed,
+                missing: peer.pieces.len() - peer.pieces.count(),
                 unchoked_since: peer.unchoked_at,
                 optimistic: peer.optimistic,
             })

@@ -3,11 +3,14 @@
 //!
 //! The origin is what the publisher pays for, so it is a source of last
 //! resort. A peer fetches from it only
-//! - pieces no connected peer has, one piece at a time, picked at random
-//!   among those so that peers starting together fetch *different* pieces
-//!   and the swarm multiplies each; once such pieces grow scarce, each
-//!   peer takes one only with a probability that keeps the number of
-//!   concurrent fetchers well below the number of pieces;
+//! - pieces no connected peer has, one piece at a time, and of those only
+//!   the ones it *owns*: peers cannot see what others are fetching, so
+//!   each unheld piece is given to one of the agents that know each other
+//!   by rendezvous hashing (highest `origin_weight(share id, piece)`
+//!   among us and our connected shoal peers). In a swarm where the agents
+//!   are connected to each other, the origin sends each piece once and the
+//!   swarm multiplies it; clients that do not follow this rule own
+//!   nothing;
 //! - anything it lacks, when no peer has sent it a block for a while (it
 //!   has no peers, or they cannot serve it): the origin never lets a
 //!   download hang;
@@ -19,8 +22,6 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-use rand::Rng;
 
 use super::Swarm;
 use crate::action::Action;
@@ -37,20 +38,13 @@ pub(crate) const ORIGIN_ADDR: SocketAddr =
 
 /// With peers but no block from any of them for this long, the origin
 /// may supply anything.
-const STARVING_AFTER: Duration = Duration::from_secs(3);
+const STARVING_AFTER: Duration = Duration::from_secs(5);
 /// Pieces in flight from the origin when we have no peers at all.
 const ALONE_PIECES: usize = 4;
 /// A download just started has no peers yet because the tracker has not
 /// answered; until this much time has passed it asks the origin for one
 /// piece at a time, not for a full link's worth.
 const FIRST_PEERS_GRACE: Duration = Duration::from_secs(2);
-/// When fewer than this many times (peers + 1) pieces are left that no
-/// peer has, each peer fetches one from the origin only with probability
-/// unheld / (this × (peers + 1)): peers cannot see which pieces others are
-/// fetching, so fewer fetchers mean fewer pieces fetched twice, and a few
-/// fetchers keep the origin's link as full as many. Tuned in the
-/// simulation: 1 gave 1.28 copies from the origin, 8 gives 1.10 to 1.15.
-const FETCHERS_PER_UNHELD_PIECE: usize = 8;
 /// After a fetch failed even with retries, leave the origin alone this long.
 const COOL_DOWN: Duration = Duration::from_secs(10);
 
@@ -63,11 +57,31 @@ pub(super) struct Origin {
     pub download: RateMeter,
     pub bytes: u64,
     started: Instant,
+    /// Ours, for sharing out unheld pieces.
+    share_id: u64,
+}
+
+/// The share id of the agent whose BitTorrent peer id is `peer_id`: every
+/// agent must derive it the same way (FNV-1a, 64 bits).
+pub fn origin_share_id(peer_id: &[u8; 20]) -> u64 {
+    peer_id.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// How strongly the agent `share_id` claims `piece` (splitmix64 of the
+/// pair): the highest claim among the agents that know each other wins.
+fn origin_weight(share_id: u64, piece: u32) -> u64 {
+    let mut z = share_id ^ u64::from(piece).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Swarm {
-    /// The torrent has a web seed: the origin may be used.
-    pub fn set_origin(&mut self, now: Instant) {
+    /// The torrent has a web seed: the origin may be used. `our_peer_id`
+    /// is the one we give in handshakes (see [`origin_share_id`]).
+    pub fn set_origin(&mut self, now: Instant, our_peer_id: &[u8; 20]) {
         // Starving is counted from the start: peers get a few seconds to
         // deliver before the origin may serve what they have.
         self.last_peer_block.get_or_insert(now);
@@ -78,6 +92,7 @@ impl Swarm {
             download: RateMeter::new(now),
             bytes: 0,
             started: now,
+            share_id: origin_share_id(our_peer_id),
         });
     }
 
@@ -170,22 +185,23 @@ impl Swarm {
         };
         let mut in_flight: Vec<u32> = origin.requests.iter().map(|b| b.piece).collect();
         in_flight.dedup();
+        let ours = origin.share_id;
+        // Seeds fetch nothing, so they own nothing.
+        let sharers: Vec<u64> = self
+            .peers
+            .values()
+            .filter(|p| !p.pieces.is_full())
+            .filter_map(|p| p.caps.origin_share_id)
+            .collect();
+        let mine = |piece: u32| {
+            let claim = origin_weight(ours, piece);
+            sharers.iter().all(|&s| origin_weight(s, piece) < claim)
+        };
         for _ in in_flight.len()..target {
-            let unheld = self.picker.unheld_unstarted_count();
             let any_piece = peers == 0 || starving;
-            if unheld == 0 && !any_piece {
-                return;
-            }
-            let contenders = FETCHERS_PER_UNHELD_PIECE * (peers + 1);
-            if !any_piece
-                && unheld < contenders
-                && !self.rng.gen_bool(unheld as f64 / contenders as f64)
-            {
-                return;
-            }
             let blocks = self
                 .picker
-                .pick_for_origin(ORIGIN, any_piece, &mut self.rng);
+                .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
             let Some(first) = blocks.first().copied() else {
                 return;
             };
@@ -200,5 +216,21 @@ impl Swarm {
                 blocks,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agents of different versions must agree on who owns a piece.
+    #[test]
+    fn share_ids_and_weights_are_fixed_functions() {
+        // Values computed independently (FNV-1a 64 and splitmix64).
+        let id = origin_share_id(b"-SH0100-abcdefghijkl");
+        assert_eq!(id, 0xded8_9cd3_70bc_f5b7);
+        assert_eq!(origin_weight(id, 7), 0x8ed9_55cb_5df5_cd19);
+        assert_ne!(origin_weight(1, 0), origin_weight(2, 0));
+        assert_ne!(origin_weight(1, 0), origin_weight(1, 1));
     }
 }

@@ -253,10 +253,11 @@ impl Simulation {
 
     /// Runs until every node finished or `limit` virtual seconds passed.
     pub fn run(&mut self, limit: Duration) {
-        while let Some(Reverse((at, seq, _))) = self.events.pop() {
+        while let Some(&Reverse((at, seq, _))) = self.events.peek() {
             if at > limit || self.all_finished() {
                 break;
             }
+            self.events.pop();
             self.now = at;
             let event = self.payloads.remove(&seq).unwrap();
             self.handle(event);
@@ -307,7 +308,7 @@ impl Simulation {
             ^ (node as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         let mut swarm = Swarm::new(self.layout.clone(), have, self.settings.clone(), seed, now);
         if self.origin_node().is_some() {
-            swarm.set_origin(now);
+            swarm.set_origin(now, &self.peer_id(node));
         }
         // The tracker: every node that joined so far.
         let others: Vec<SocketAddr> = self
@@ -336,12 +337,22 @@ impl Simulation {
         self.nodes.iter().position(|n| n.addr == addr)
     }
 
+    /// A node's peer id, as a shoal agent's: distinct per node and run.
+    fn peer_id(&self, node: usize) -> [u8; 20] {
+        let mut id = *b"-SH0100-000000000000";
+        id[8..12].copy_from_slice(&(node as u32).to_be_bytes());
+        id[12..20].copy_from_slice(&self.seed.to_be_bytes());
+        id
+    }
+
     fn connect(&mut self, from: usize, to: usize) {
         let now = self.instant();
-        let caps = PeerCaps {
+        let caps_of = |node: usize| PeerCaps {
             fast: true,
             extended: false,
+            origin_share_id: Some(swarm::origin_share_id(&self.peer_id(node))),
         };
+        let (from_caps, to_caps) = (caps_of(from), caps_of(to));
         let (from_addr, to_addr) = (self.nodes[from].addr, self.nodes[to].addr);
         let Some(to_swarm) = self.nodes[to].swarm.as_mut() else {
             self.nodes[from]
@@ -351,7 +362,7 @@ impl Simulation {
                 .handle_connect_failed(now, to_addr);
             return self.drain(from);
         };
-        let incoming = to_swarm.handle_peer_connected(now, from_addr, false, caps);
+        let incoming = to_swarm.handle_peer_connected(now, from_addr, false, from_caps);
         let Ok(to_key) = incoming else {
             self.nodes[from]
                 .swarm
@@ -364,7 +375,7 @@ impl Simulation {
             .swarm
             .as_mut()
             .unwrap()
-            .handle_peer_connected(now, to_addr, true, caps)
+            .handle_peer_connected(now, to_addr, true, to_caps)
         {
             Ok(from_key) => {
                 self.nodes[from].links.insert(from_key, (to, to_key));
