@@ -18,6 +18,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v tc >/dev/null || missing+=(iproute2)
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || missing+=(procps)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# crates/tracker/tests: a real PostgreSQL server, started per test binary.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -62,6 +62,7 @@ pub fn run_one(
     let tracker_argv: Vec<OsString> = vec![
         tools.tracker.clone().into(),
         "serve".into(),
+        "--open".into(),
         "--listen".into(),
         tracker_listen.into(),
     ];

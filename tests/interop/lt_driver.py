@@ -398,6 +398,27 @@ def cmd_download(args):
     return result
 
 
+def cmd_announce(args):
+    """Adds TORRENT and reports its first tracker answer: the number of
+    peers it got, or the tracker's failure reason."""
+    deadline = time.monotonic() + args.timeout
+    session = swarm_session(0)
+    _, ti, _ = load_torrent(args.torrent)
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = os.path.abspath(args.save_path)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    session.add_torrent(params)
+    while time.monotonic() < deadline:
+        session.wait_for_alert(500)
+        for alert in session.pop_alerts():
+            if isinstance(alert, lt.tracker_reply_alert):
+                return {"peers": alert.num_peers}
+            if isinstance(alert, lt.tracker_error_alert):
+                return {"error": alert.message()}
+    raise DriverError("no answer from the tracker in time")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="lt_driver", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -438,6 +459,11 @@ def parse_args(argv):
                                "seeding until SIGTERM or SIGINT")
     seed.set_defaults(run=cmd_seed)
     download.set_defaults(run=cmd_download)
+    announce = sub.add_parser("announce", help="announce once, report the answer")
+    announce.add_argument("torrent")
+    announce.add_argument("save_path")
+    announce.add_argument("--timeout", type=float, default=30.0)
+    announce.set_defaults(run=cmd_announce)
     return parser.parse_args(argv)
 
 

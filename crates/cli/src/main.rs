@@ -7,6 +7,7 @@ mod inspect;
 mod keyfile;
 mod keygen;
 mod publish;
+mod register;
 mod report;
 mod seed;
 mod source;

@@ -45,6 +45,13 @@ pub struct Args {
     /// A comment stored in the torrent.
     #[arg(long)]
     comment: Option<String>,
+    /// Register the release with this shoal-tracker (its base URL, like
+    /// http://tracker.example.com:6969), so it tracks and accounts it.
+    #[arg(long, value_name = "URL", requires = "token")]
+    register: Option<String>,
+    /// The publisher's API token, printed by `shoal-tracker publisher add`.
+    #[arg(long, value_name = "TOKEN", requires = "register")]
+    token: Option<String>,
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -110,10 +117,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // Read back what was written, so what we report is what the file says.
     let written = meta::Torrent::from_bytes(&bytes)
         .context("internal error: the new torrent does not parse")?;
+    let registered = match (&args.register, &args.token) {
+        (Some(tracker), Some(token)) => Some(crate::register::register(tracker, token, &bytes)?),
+        _ => None,
+    };
     if args.json {
         let mut report = crate::inspect::report_json(&written);
         report["torrent"] = args.out.display().to_string().into();
         report["seconds"] = seconds.into();
+        if let Some(registered) = &registered {
+            report["registered"] = serde_json::json!({
+                "release": registered.release,
+                "info_hash": registered.info_hash,
+            });
+        }
         crate::print_json(&report);
     } else {
         println!(
@@ -135,6 +152,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("  origins       {}", origins.join(", "));
         }
         println!("  torrent       {}", args.out.display());
+        if let (Some(tracker), Some(registered)) = (&args.register, &registered) {
+            println!(
+                "  registered    with {tracker} as release {}",
+                registered.release
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

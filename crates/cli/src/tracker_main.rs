@@ -1,6 +1,6 @@
 //! The `shoal-tracker` command: parses arguments into [`TrackerSettings`],
-//! sets up logging, and runs the tracker library until Ctrl-C or SIGTERM.
-//! Subcommands leave room for `publisher add` and friends.
+//! sets up logging, and runs the tracker library until Ctrl-C or SIGTERM;
+//! `publisher add|list` manage the registry in the same database.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -21,8 +21,76 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve announce and scrape over HTTP until interrupted.
+    /// Serve announce, scrape, the publisher API, the dashboard and
+    /// /metrics over HTTP until interrupted.
     Serve(ServeArgs),
+    /// Manage the publishers whose signed releases this tracker admits.
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PublisherCommand {
+    /// Register a publisher and print its API token on stdout (shown once:
+    /// only its hash is stored).
+    Add {
+        /// A unique name, shown on the dashboard.
+        name: String,
+        /// The publisher's ed25519 public key, 64 hex digits (`shoal keygen`
+        /// prints it).
+        #[arg(long, value_name = "HEX")]
+        key: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List registered publishers.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DbArg {
+    /// The database: sqlite://PATH (default: tracker.db in the platform's
+    /// data folder) or postgres://USER@HOST/DB to share one among instances.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+}
+
+impl DbArg {
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.db {
+            return Ok(url.clone());
+        }
+        let dir = default_data_dir()
+            .context("no default data folder on this system; pass --db sqlite://PATH")?;
+        Ok(format!("sqlite://{}", dir.join("tracker.db").display()))
+    }
+
+    fn open(&self) -> anyhow::Result<Box<dyn tracker::store::Store>> {
+        let url = self.url()?;
+        tracker::store::open(&url).with_context(|| format!("cannot use the database {url}"))
+    }
+}
+
+/// Where the embedded database lives by default: the platform's per-user
+/// data folder.
+fn default_data_dir() -> Option<std::path::PathBuf> {
+    #[cfg(windows)]
+    let base = std::env::var_os("LOCALAPPDATA").map(std::path::PathBuf::from);
+    #[cfg(target_os = "macos")]
+    let base = std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join("Library/Application Support"));
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        });
+    #[cfg(not(any(windows, unix)))]
+    let base: Option<std::path::PathBuf> = None;
+    base.map(|b| b.join("shoal"))
 }
 
 #[derive(Debug, Args)]
@@ -36,12 +104,24 @@ struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 1800,
           value_parser = clap::value_parser!(u64).range(1..))]
     interval: u64,
+    /// Seconds between accounting writes to the database; a crash loses at
+    /// most this window of reports.
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    batch_secs: u64,
+    #[command(flatten)]
+    db: DbArg,
+    /// Track every info-hash, without a database: no publishers, no
+    /// accounting (a plain BitTorrent tracker, for tests and labs).
+    #[arg(long, conflicts_with = "db")]
+    open: bool,
 }
 
 impl ServeArgs {
     fn settings(&self) -> TrackerSettings {
         TrackerSettings {
             listen: self.listen,
+            batch_secs: self.batch_secs,
             ..TrackerSettings::default()
         }
         .with_announce_interval(self.interval)
@@ -58,7 +138,11 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args.settings()),
+        Command::Serve(args) => serve(&args),
+        Command::Publisher(PublisherCommand::Add { name, key, db }) => {
+            add_publisher(&name, &key, &db)
+        }
+        Command::Publisher(PublisherCommand::List { db }) => list_publishers(&db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,10 +153,70 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(settings: TrackerSettings) -> anyhow::Result<()> {
+fn add_publisher(name: &str, key: &str, db: &DbArg) -> anyhow::Result<()> {
+    let key: [u8; 32] = hex::decode(key.trim())
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .context("--key must be the publisher's public key as 64 hex digits")?;
+    if name.trim().is_empty() || name.len() > 200 {
+        anyhow::bail!("the publisher name must be 1 to 200 characters");
+    }
+    let mut store = db.open()?;
+    let token = tracker::new_token();
+    store
+        .add_publisher(name, &key, &tracker::token_hash(&token), unix_now())
+        .with_context(|| format!("cannot add publisher {name:?}"))?;
+    // The token alone on stdout, for scripts; the advice on stderr.
+    println!("{token}");
+    eprintln!(
+        "publisher {name:?} added; give it this token (it is not stored and cannot be shown again)"
+    );
+    Ok(())
+}
+
+fn list_publishers(db: &DbArg) -> anyhow::Result<()> {
+    let mut store = db.open()?;
+    let publishers = store.publishers()?;
+    if publishers.is_empty() {
+        eprintln!("no publishers yet: add one with `shoal-tracker publisher add NAME --key HEX`");
+    }
+    for publisher in publishers {
+        println!(
+            "{}\t{}\t{}",
+            publisher.id,
+            publisher.name,
+            hex::encode(publisher.key)
+        );
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings();
+    let store = if args.open {
+        None
+    } else {
+        Some(args.db.open()?)
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let bound = Tracker::new(settings).bind().await?;
+        let mut tracker = Tracker::new(settings);
+        if let Some(store) = store {
+            tracing::info!(
+                backend = store.backend(),
+                "tracking registered releases only"
+            );
+            tracker = tracker.with_store(store);
+        } else {
+            tracing::info!("open tracker: every info-hash is tracked, nothing is accounted");
+        }
+        let bound = tracker.bind().await?;
         // Printed on stdout so scripts can read the port when `--listen` used port 0.
         println!("listening on http://{}/announce", bound.local_addr());
         tracing::info!(addr = %bound.local_addr(), "tracker started");
@@ -133,7 +277,9 @@ mod tests {
             "120",
         ])
         .expect("valid arguments");
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed as serve");
+        };
         let settings = args.settings();
         assert_eq!(settings.listen, "0.0.0.0:7000".parse().expect("address"));
         assert_eq!(settings.announce_interval_secs, 120);

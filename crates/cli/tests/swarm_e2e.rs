@@ -302,6 +302,7 @@ fn start_tracker(deadline: Instant) -> Tracker {
         "tracker",
         Command::new(env!("CARGO_BIN_EXE_shoal-tracker")).args([
             "serve",
+            "--open",
             "--listen",
             "127.0.0.1:0",
         ]),

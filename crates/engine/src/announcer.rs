@@ -64,23 +64,17 @@ pub(crate) async fn run(
             event = Some(AnnounceEvent::Completed);
             completed_sent = true;
         }
-        let request = |event| AnnounceRequest {
-            info_hash: setup.info_hash,
-            peer_id: setup.peer_id,
-            port: setup.port,
-            uploaded: now.uploaded,
-            downloaded: now.downloaded,
-            left: now.left,
-            event,
-            numwant: Some(200),
-            key: setup.key,
-            compact: true,
-            origin_bytes: Some(now.from_origin),
-        };
         let mut wait = Duration::from_secs(1800);
         let mut any_ok = false;
         for url in &setup.urls {
-            match tracker_client::announce(&client, url, &request(event), setup.timeout).await {
+            match tracker_client::announce(
+                &client,
+                url,
+                &request(&setup, &now, event),
+                setup.timeout,
+            )
+            .await
+            {
                 Ok(response) => {
                     any_ok = true;
                     wait = wait.min(response.interval);
@@ -126,15 +120,43 @@ pub(crate) async fn run(
         }
         let now = *totals.borrow();
         if now.stopping {
-            let stopped = AnnounceRequest {
-                event: Some(AnnounceEvent::Stopped),
-                ..request(None)
-            };
-            for url in &setup.urls {
-                let _ =
-                    tracker_client::announce(&client, url, &stopped, Duration::from_secs(5)).await;
+            // The final totals, not those of the last regular announce:
+            // trackers account from them. A download that completed and
+            // stops at once still reports its completion first.
+            let mut goodbye = vec![Some(AnnounceEvent::Stopped)];
+            if now.completed && !completed_sent {
+                goodbye.insert(0, Some(AnnounceEvent::Completed));
+            }
+            for event in goodbye {
+                for url in &setup.urls {
+                    let request = request(&setup, &now, event);
+                    let _ =
+                        tracker_client::announce(&client, url, &request, Duration::from_secs(5))
+                            .await;
+                }
             }
             return;
         }
+    }
+}
+
+/// An announce of `totals` with `event`.
+fn request(
+    setup: &AnnounceSetup,
+    totals: &Totals,
+    event: Option<AnnounceEvent>,
+) -> AnnounceRequest {
+    AnnounceRequest {
+        info_hash: setup.info_hash,
+        peer_id: setup.peer_id,
+        port: setup.port,
+        uploaded: totals.uploaded,
+        downloaded: totals.downloaded,
+        left: totals.left,
+        event,
+        numwant: Some(200),
+        key: setup.key,
+        compact: true,
+        origin_bytes: Some(totals.from_origin),
     }
 }

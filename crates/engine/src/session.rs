@@ -674,6 +674,10 @@ impl Session {
                 self.totals.send_modify(|t| {
                     t.completed = true;
                     t.left = 0;
+                    // The tracker accounts the completion's totals.
+                    t.uploaded = progress.uploaded;
+                    t.downloaded = progress.bytes_from_peers + progress.bytes_from_origin;
+                    t.from_origin = progress.bytes_from_origin;
                 });
                 self.emit(TorrentEvent::Completed { path, progress });
                 return !self.keep_seeding;
@@ -700,7 +704,14 @@ impl Session {
             })
             .await;
         }
-        self.totals.send_modify(|t| t.stopping = true);
+        // The `stopped` announce carries the final totals: trackers bill by them.
+        let progress = self.progress();
+        self.totals.send_modify(|t| {
+            t.uploaded = progress.uploaded;
+            t.downloaded = progress.bytes_from_peers + progress.bytes_from_origin;
+            t.from_origin = progress.bytes_from_origin;
+            t.stopping = true;
+        });
         // The `stopped` announce is bounded by its own timeout.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(6), announcer).await;
         let progress = self.progress();

@@ -62,7 +62,8 @@ fn every_byte_value_survives_client_encoding_and_server_parsing() {
             info_hash: hash,
             peer_id,
             port: 6881,
-            uploaded: u64::MAX,
+            // The largest number trackers store (signed 64-bit).
+            uploaded: i64::MAX as u64,
             downloaded: 7,
             left: i as u64,
             event: Some(AnnounceEvent::Completed),
@@ -78,7 +79,7 @@ fn every_byte_value_survives_client_encoding_and_server_parsing() {
         assert_eq!(parsed.peer_id, peer_id);
         assert_eq!(
             (parsed.port, parsed.uploaded, parsed.downloaded),
-            (6881, u64::MAX, 7)
+            (6881, i64::MAX as u64, 7)
         );
         assert_eq!(parsed.left, i as u64);
         assert_eq!(parsed.event, Some(announce_query::AnnounceEvent::Completed));
@@ -115,7 +116,7 @@ async fn announce_round_trip_returns_the_other_peers() {
 struct RefuseAll;
 
 impl SwarmAdmission for RefuseAll {
-    fn admit(&self, _info_hash: &[u8; 20]) -> Result<(), Refusal> {
+    fn admit(&self, _info_hash: &[u8; 20]) -> Result<tracker::Admitted, Refusal> {
         Err(Refusal("torrent not registered with this tracker".into()))
     }
 }

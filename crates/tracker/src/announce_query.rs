@@ -44,6 +44,9 @@ pub struct AnnounceQuery {
     /// The client's opaque `key`, kept for a later check of IP changes.
     pub key: Option<Vec<u8>>,
     pub no_peer_id: bool,
+    /// `shoal_origin_bytes`: of `downloaded`, the bytes a shoal agent got
+    /// from the publisher's origin server. Other clients do not send it.
+    pub origin_bytes: Option<u64>,
 }
 
 /// Why a query was refused; the text goes back to the client as the
@@ -122,7 +125,7 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// Parses an announce query (the part after `?`, without it).
 pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 12] = [
         "info_hash",
         "peer_id",
         "port",
@@ -134,6 +137,7 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
         "numwant",
         "key",
         "no_peer_id",
+        "shoal_origin_bytes",
     ];
     let mut seen: [Option<Vec<u8>>; KNOWN.len()] = Default::default();
     for (name, value) in pairs(query)? {
@@ -145,7 +149,7 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
             }
         }
     }
-    let [info_hash, peer_id, port, uploaded, downloaded, left, event, compact, numwant, key, no_peer_id] =
+    let [info_hash, peer_id, port, uploaded, downloaded, left, event, compact, numwant, key, no_peer_id, origin_bytes] =
         seen;
     let port = number(port.as_deref(), "port")?.ok_or(QueryError::Missing("port"))?;
     let port = u16::try_from(port)
@@ -169,6 +173,7 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
         numwant,
         key,
         no_peer_id: flag(no_peer_id.as_deref(), "no_peer_id", false)?,
+        origin_bytes: number(origin_bytes.as_deref(), "shoal_origin_bytes")?,
     })
 }
 
@@ -205,14 +210,16 @@ fn number(value: Option<&[u8]>, name: &'static str) -> Result<Option<u64>, Query
     let Some(value) = value else { return Ok(None) };
     let invalid = QueryError::Invalid {
         name,
-        why: "must be a non-negative decimal number",
+        why: "must be a decimal number from 0 to 9223372036854775807",
     };
     if value.is_empty() || value.len() > 20 || !value.iter().all(u8::is_ascii_digit) {
         return Err(invalid);
     }
     std::str::from_utf8(value)
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        // Databases store signed 64-bit integers; nothing real is larger.
+        .filter(|&n| i64::try_from(n).is_ok())
         .map(Some)
         .ok_or(invalid)
 }

@@ -1,4 +1,6 @@
-//! The HTTP face of the tracker: `/announce` and `/scrape` over axum.
+//! The HTTP face of the tracker: `/announce` and `/scrape` over axum, plus
+//! `/metrics`, and with a database the publisher API and dashboard
+//! (`api`, `dashboard`).
 //!
 //! Handlers parse the raw query, ask the admission hook, then take the
 //! peer-store lock for a moment to apply the announce; nothing awaits while
@@ -17,7 +19,9 @@ use axum::Router;
 
 use crate::admission::SwarmAdmission;
 use crate::announce_query::{parse_announce_query, parse_scrape_query};
+use crate::control::Control;
 use crate::listener::RemoteAddr;
+use crate::metrics::{Gauges, Metrics};
 use crate::peer_store::{Announce, PeerStore};
 use crate::response::{announce_body, failure_body, scrape_body, PeerListForm};
 use crate::TrackerSettings;
@@ -27,6 +31,9 @@ pub(crate) struct AppState {
     pub(crate) store: Mutex<PeerStore>,
     pub(crate) settings: TrackerSettings,
     pub(crate) admission: Arc<dyn SwarmAdmission>,
+    /// Present when the tracker has a database.
+    pub(crate) control: Option<Control>,
+    pub(crate) metrics: Metrics,
 }
 
 impl AppState {
@@ -41,6 +48,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/announce", get(announce))
         .route("/scrape", get(scrape))
+        .route("/metrics", get(metrics))
+        .merge(crate::api::routes())
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -51,14 +61,35 @@ async fn announce(
     uri: Uri,
 ) -> Response {
     let query = uri.query().unwrap_or("").as_bytes();
+    Metrics::add(&state.metrics.announces, 1);
     let body = handle_announce(&state, remote, query, Instant::now()).unwrap_or_else(|reason| {
+        Metrics::add(&state.metrics.announces_refused, 1);
         tracing::debug!(%remote, %reason, "announce refused");
         failure_body(&reason)
     });
     bencoded(body)
 }
 
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let (swarms, peers) = {
+        let store = state.store();
+        (store.swarm_count(), store.peer_count())
+    };
+    let gauges = Gauges {
+        swarms,
+        peers,
+        releases: state.control.as_ref().map_or(0, |c| c.registry.len()),
+        pending_sessions: state.control.as_ref().map_or(0, Control::pending_len),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(gauges),
+    )
+        .into_response()
+}
+
 async fn scrape(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    Metrics::add(&state.metrics.scrapes, 1);
     let query = uri.query().unwrap_or("").as_bytes();
     let body =
         handle_scrape(&state, query, Instant::now()).unwrap_or_else(|reason| failure_body(&reason));
@@ -68,7 +99,7 @@ async fn scrape(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "not found: this tracker serves /announce and /scrape\n",
+        "not found: this tracker serves /announce, /scrape, /metrics, /dashboard and /api/v1/\n",
     )
         .into_response()
 }
@@ -81,7 +112,12 @@ fn handle_announce(
     now: Instant,
 ) -> Result<Vec<u8>, String> {
     let query = parse_announce_query(query).map_err(|e| e.to_string())?;
-    state.admission.admit(&query.info_hash).map_err(|r| r.0)?;
+    let admitted = state.admission.admit(&query.info_hash).map_err(|r| r.0)?;
+    if let (Some(control), Some(account)) = (&state.control, admitted.account) {
+        if !control.record(account, &query, state.settings.max_pending_sessions) {
+            return Err("the tracker is overloaded; announce again later".to_owned());
+        }
+    }
     let settings = &state.settings;
     let numwant = query
         .numwant
@@ -91,7 +127,7 @@ fn handle_announce(
     // list a victim's address in every swarm.
     let ip = remote.ip().to_canonical();
     let announce = Announce {
-        info_hash: query.info_hash,
+        info_hash: admitted.swarm,
         peer_id: query.peer_id,
         addr: SocketAddr::new(ip, query.port),
         left: query.left,
@@ -116,14 +152,14 @@ fn handle_announce(
 fn handle_scrape(state: &AppState, query: &[u8], now: Instant) -> Result<Vec<u8>, String> {
     let hashes = parse_scrape_query(query).map_err(|e| e.to_string())?;
     // A refused swarm is left out of `files`, as if unknown.
-    let admitted: Vec<[u8; 20]> = hashes
+    let admitted: Vec<([u8; 20], [u8; 20])> = hashes
         .into_iter()
-        .filter(|h| state.admission.admit(h).is_ok())
+        .filter_map(|h| state.admission.admit(&h).ok().map(|a| (h, a.swarm)))
         .collect();
     let mut store = state.store();
     let files: Vec<_> = admitted
         .iter()
-        .map(|hash| (*hash, store.stats(now, hash)))
+        .map(|(asked, swarm)| (*asked, store.stats(now, swarm)))
         .collect();
     Ok(scrape_body(&files))
 }

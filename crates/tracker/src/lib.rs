@@ -1,4 +1,6 @@
-//! shoal's control plane, first part: a standard BitTorrent HTTP tracker.
+//! shoal's control plane: a standard BitTorrent HTTP tracker that admits
+//! only signed releases of registered publishers and accounts the bytes
+//! they move.
 //!
 //! `GET /announce` (BEP 3, compact peers per BEP 23, `peers6` per BEP 7)
 //! introduces peers to each other, neighbours first; `GET /scrape`
@@ -8,20 +10,33 @@
 //! - [`announce_query`]: the raw query-string parser (pure);
 //! - [`peer_store`] and [`peer_selection`]: swarm membership (sans-IO);
 //! - [`response`]: bencoded replies (pure);
-//! - [`admission`]: the hook that will restrict swarms to signed releases;
-//! - `http` and `listener`: the axum server and its connection bounds.
-//!
-//! Later issues add the publisher registry and accounting beside the peer
-//! store; they plug into [`SwarmAdmission`] and the handlers.
+//! - [`admission`] and [`registry`]: which swarms exist (all, or the
+//!   registered releases);
+//! - [`release_check`]: what a publisher's upload must be (pure);
+//! - [`accounting`]: from announces to billable bytes (pure);
+//! - [`store`]: the database trait, SQLite and PostgreSQL;
+//! - `control`: the accounting window and the background batch and
+//!   peer-exchange loop;
+//! - `http`, `api`, `dashboard`, [`metrics`] and `listener`: the axum
+//!   server and its connection bounds.
 
+pub mod accounting;
 pub mod admission;
 pub mod announce_query;
+mod api;
+mod control;
+mod dashboard;
+pub mod days;
 mod http;
 mod listener;
+pub mod metrics;
 pub mod peer_selection;
 pub mod peer_store;
+pub mod registry;
+pub mod release_check;
 pub mod response;
 pub mod settings;
+pub mod store;
 
 use std::fmt;
 use std::future::Future;
@@ -35,7 +50,8 @@ use rand::SeedableRng;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-pub use admission::{AdmitAll, Refusal, SwarmAdmission};
+pub use admission::{AdmitAll, Admitted, Refusal, SwarmAdmission};
+pub use api::{new_token, token_hash};
 pub use settings::TrackerSettings;
 
 use http::AppState;
@@ -56,12 +72,15 @@ pub enum TrackerError {
     Serve(#[source] io::Error),
     #[error("invalid tracker settings: {0}")]
     InvalidSettings(String),
+    #[error("the tracker's database: {0}")]
+    Store(String),
 }
 
 /// A tracker to be started: settings plus the pluggable parts.
 pub struct Tracker {
     settings: TrackerSettings,
     admission: Arc<dyn SwarmAdmission>,
+    store: Option<Box<dyn store::Store>>,
     rng_seed: Option<u64>,
 }
 
@@ -80,8 +99,16 @@ impl Tracker {
         Tracker {
             settings,
             admission: Arc::new(AdmitAll),
+            store: None,
             rng_seed: None,
         }
+    }
+
+    /// Tracks only releases registered in `store`, and accounts their
+    /// bytes there.
+    pub fn with_store(mut self, store: Box<dyn store::Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Replaces the admit-all policy.
@@ -113,10 +140,24 @@ impl Tracker {
             self.settings.max_connections,
             Duration::from_secs(self.settings.idle_timeout_secs),
         );
+        let (control, admission) = match self.store {
+            Some(store) => {
+                let instance = hex::encode(rand::random::<[u8; 8]>());
+                let store_error = |e: store::StoreError| TrackerError::Store(e.to_string());
+                let control = control::Control::new(store, instance)
+                    .await
+                    .map_err(store_error)?;
+                let registry: Arc<dyn SwarmAdmission> = Arc::new(Arc::clone(&control.registry));
+                (Some(control), registry)
+            }
+            None => (None, self.admission),
+        };
         let state = AppState {
             store: Mutex::new(PeerStore::new(self.settings.peer_expiry(), rng)),
             settings: self.settings,
-            admission: self.admission,
+            admission,
+            control,
+            metrics: metrics::Metrics::default(),
         };
         Ok(BoundTracker {
             local_addr,
@@ -152,12 +193,21 @@ impl BoundTracker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), TrackerError> {
         let _sweeper = AbortOnDrop(tokio::spawn(sweep_expired_peers(Arc::clone(&self.state))));
-        let app =
-            http::router(self.state).into_make_service_with_connect_info::<listener::RemoteAddr>();
-        axum::serve(self.listener, app)
+        let _control = AbortOnDrop(tokio::spawn(control::run(Arc::clone(&self.state))));
+        let app = http::router(Arc::clone(&self.state))
+            .into_make_service_with_connect_info::<listener::RemoteAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(TrackerError::Serve)
+            .map_err(TrackerError::Serve);
+        // The last window is written on the way out, not lost.
+        if let Some(control) = &self.state.control {
+            control
+                .flush(&self.state.metrics, self.state.settings.max_report_rate)
+                .await;
+            control.close().await;
+        }
+        served
     }
 }
 

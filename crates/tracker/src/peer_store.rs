@@ -16,6 +16,10 @@ use crate::announce_query::AnnounceEvent;
 use crate::peer_selection::select_peers;
 
 pub type InfoHash = [u8; 20];
+
+/// Bound on departures remembered between two peer exchanges; beyond it
+/// other instances learn of a departure by expiry instead.
+const MAX_STOPPED_KEPT: usize = 100_000;
 pub type PeerId = [u8; 20];
 
 /// One announce, reduced to what the store needs. `addr` is the
@@ -67,6 +71,9 @@ struct PeerEntry {
     /// Whether this peer's `completed` was already counted, so a client
     /// that repeats the event does not inflate `downloaded`.
     completion_counted: bool,
+    /// Announced to another tracker instance, learned through the shared
+    /// database: not shared back.
+    remote: bool,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +114,18 @@ pub struct PeerStore {
     swarms: HashMap<InfoHash, Swarm>,
     peer_expiry: Duration,
     rng: SmallRng,
+    /// Peers that announced `stopped` since the last [`take_stopped`]:
+    /// other instances are told to drop them.
+    stopped: Vec<(InfoHash, PeerId)>,
+}
+
+/// A peer as announced to this instance, for other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalPeer {
+    pub swarm: InfoHash,
+    pub peer_id: PeerId,
+    pub addr: SocketAddr,
+    pub left: u64,
 }
 
 impl PeerStore {
@@ -116,7 +135,69 @@ impl PeerStore {
             swarms: HashMap::new(),
             peer_expiry,
             rng,
+            stopped: Vec::new(),
         }
+    }
+
+    /// Peers that announced to this instance at or after `since`.
+    pub fn local_seen_since(&self, since: Instant) -> Vec<LocalPeer> {
+        self.swarms
+            .iter()
+            .flat_map(|(hash, swarm)| {
+                swarm
+                    .peers
+                    .iter()
+                    .filter(move |(_, p)| !p.remote && p.last_seen >= since)
+                    .map(move |(id, p)| LocalPeer {
+                        swarm: *hash,
+                        peer_id: *id,
+                        addr: p.addr,
+                        left: p.left,
+                    })
+            })
+            .collect()
+    }
+
+    /// Peers that left since the last call.
+    pub fn take_stopped(&mut self) -> Vec<(InfoHash, PeerId)> {
+        std::mem::take(&mut self.stopped)
+    }
+
+    /// A peer another instance saw: listed here until it expires, unless
+    /// it announced here too (then this instance's entry is the truth).
+    pub fn merge_remote(&mut self, now: Instant, peer: LocalPeer, stopped: bool) {
+        if stopped {
+            if let Some(swarm) = self.swarms.get_mut(&peer.swarm) {
+                swarm.peers.remove(&peer.peer_id);
+            }
+            return;
+        }
+        let swarm = self.swarms.entry(peer.swarm).or_default();
+        match swarm.peers.get_mut(&peer.peer_id) {
+            Some(entry) if !entry.remote => {}
+            Some(entry) => {
+                entry.addr = peer.addr;
+                entry.left = peer.left;
+                entry.last_seen = now;
+            }
+            None => {
+                swarm.peers.insert(
+                    peer.peer_id,
+                    PeerEntry {
+                        addr: peer.addr,
+                        left: peer.left,
+                        last_seen: now,
+                        completion_counted: false,
+                        remote: true,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Live peers over all swarms (expired ones until the next sweep).
+    pub fn peer_count(&self) -> usize {
+        self.swarms.values().map(|s| s.peers.len()).sum()
     }
 
     /// Records an announce and picks peers for the announcer.
@@ -126,6 +207,9 @@ impl PeerStore {
 
         if announce.event == Some(AnnounceEvent::Stopped) {
             swarm.peers.remove(&announce.peer_id);
+            if self.stopped.len() < MAX_STOPPED_KEPT {
+                self.stopped.push((announce.info_hash, announce.peer_id));
+            }
             let stats = swarm.stats();
             if swarm.is_forgettable() {
                 self.swarms.remove(&announce.info_hash);
@@ -149,7 +233,9 @@ impl PeerStore {
                 left: announce.left,
                 last_seen: now,
                 completion_counted: false,
+                remote: false,
             });
+        entry.remote = false;
         entry.addr = announce.addr;
         entry.left = announce.left;
         entry.last_seen = now;

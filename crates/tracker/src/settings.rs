@@ -32,6 +32,19 @@ pub struct TrackerSettings {
     /// Seconds a connection may stay silent (no request bytes) before it is
     /// closed; bounds slow or idle clients. Default 30.
     pub idle_timeout_secs: u64,
+    /// Seconds between accounting batch writes; also what a crash can lose.
+    /// Default 5.
+    pub batch_secs: u64,
+    /// Milliseconds between peer exchanges with other instances (PostgreSQL
+    /// only): how soon a peer announced elsewhere is handed out here.
+    /// Default 1000.
+    pub sync_millis: u64,
+    /// Bytes/s no peer can move (default 10 Gbit/s): faster reported
+    /// growth is flagged and kept out of billed totals.
+    pub max_report_rate: u64,
+    /// Peer sessions kept in memory between batches before one is written
+    /// early. Default 1,000,000 (about 100 MB).
+    pub max_pending_sessions: usize,
 }
 
 /// Slack added to two announce intervals to get the default peer expiry.
@@ -49,6 +62,10 @@ impl Default for TrackerSettings {
             default_numwant: 50,
             max_connections: 4096,
             idle_timeout_secs: 30,
+            batch_secs: 5,
+            sync_millis: 1000,
+            max_report_rate: 10_000_000_000 / 8,
+            max_pending_sessions: 1_000_000,
         }
     }
 }
@@ -91,6 +108,12 @@ impl TrackerSettings {
         }
         if self.idle_timeout_secs == 0 {
             return bad("the idle timeout must be at least 1 second");
+        }
+        if self.batch_secs == 0 || self.sync_millis == 0 {
+            return bad("the batch and sync periods must not be zero");
+        }
+        if self.max_pending_sessions == 0 {
+            return bad("max_pending_sessions must be at least 1");
         }
         Ok(())
     }

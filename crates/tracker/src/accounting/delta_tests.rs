@@ -1,0 +1,81 @@
+use super::*;
+
+const RATE: u64 = 1_000_000_000;
+
+fn report(at: i64, up: u64, down: u64, origin: Option<u64>) -> SessionReport {
+    SessionReport {
+        release: 1,
+        publisher: 1,
+        peer_id: [7; 20],
+        restarted: false,
+        uploaded: up,
+        downloaded: down,
+        origin,
+        completed: false,
+        at_unix: at,
+    }
+}
+
+#[test]
+fn growth_is_split_by_source() {
+    let (state, usage) = session_delta(None, &report(100, 10, 1000, Some(300)), RATE);
+    assert_eq!(usage.peer_bytes, 700);
+    assert_eq!(usage.origin_bytes, 300);
+    assert_eq!(usage.uploaded_bytes, 10);
+    let (_, usage) = session_delta(Some(&state), &report(160, 50, 1500, Some(300)), RATE);
+    assert_eq!(
+        (usage.peer_bytes, usage.origin_bytes, usage.uploaded_bytes),
+        (500, 0, 40)
+    );
+}
+
+#[test]
+fn a_repeated_or_older_announce_adds_nothing() {
+    let (state, _) = session_delta(None, &report(100, 10, 1000, None), RATE);
+    let (again, usage) = session_delta(Some(&state), &report(100, 10, 1000, None), RATE);
+    assert_eq!(usage, UsageDelta::default());
+    let (after, usage) = session_delta(Some(&again), &report(90, 5, 400, None), RATE);
+    assert_eq!(usage, UsageDelta::default());
+    assert_eq!(after.downloaded, 1000, "totals never go back");
+}
+
+#[test]
+fn clients_without_origin_bytes_are_unattributed() {
+    let (_, usage) = session_delta(None, &report(100, 0, 4096, None), RATE);
+    assert_eq!(usage.unattributed_bytes, 4096);
+    assert_eq!(usage.peer_bytes + usage.origin_bytes, 0);
+}
+
+#[test]
+fn origin_bytes_never_exceed_the_downloaded_growth() {
+    let (_, usage) = session_delta(None, &report(100, 0, 100, Some(500)), RATE);
+    assert_eq!((usage.origin_bytes, usage.peer_bytes), (100, 0));
+}
+
+#[test]
+fn impossible_rates_are_flagged_not_billed() {
+    let (state, _) = session_delta(None, &report(100, 0, 0, Some(0)), 1000);
+    let (state, usage) = session_delta(Some(&state), &report(110, 0, 20_000, Some(0)), 1000);
+    assert_eq!(usage.flagged_bytes, 20_000);
+    assert_eq!(
+        usage.peer_bytes + usage.origin_bytes + usage.uploaded_bytes,
+        0
+    );
+    // Nor is the flagged growth counted by the next report.
+    let (_, usage) = session_delta(Some(&state), &report(120, 0, 25_000, Some(0)), 1000);
+    assert_eq!(usage.peer_bytes, 5_000);
+}
+
+#[test]
+fn a_restarted_session_counts_from_zero_and_completes_once() {
+    let mut done = report(100, 0, 500, None);
+    done.completed = true;
+    let (state, usage) = session_delta(None, &done, RATE);
+    assert_eq!(usage.completions, 1);
+    let (state, usage) = session_delta(Some(&state), &done, RATE);
+    assert_eq!(usage.completions, 0, "a repeated completed counts once");
+    let mut fresh = report(200, 0, 200, None);
+    fresh.restarted = true;
+    let (_, usage) = session_delta(Some(&state), &fresh, RATE);
+    assert_eq!(usage.unattributed_bytes, 200);
+}

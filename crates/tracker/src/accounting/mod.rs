@@ -1,0 +1,20 @@
+//! Accounting: from successive announces of each peer session, the bytes a
+//! release moved, by source, per day.
+//!
+//! Announces carry running totals (`uploaded`, `downloaded`, and from
+//! shoal agents `shoal_origin_bytes`). The tracker keeps, per session, the
+//! highest totals seen; only growth beyond them is counted, so a repeated
+//! or reordered announce adds nothing. Reports are merged in memory
+//! ([`PendingReports`]) and written in batches by the store, which applies
+//! [`session_delta`] against the totals it has stored.
+
+mod delta;
+mod pending;
+
+pub use delta::{session_delta, SessionReport, SessionState, UsageDelta};
+pub use pending::PendingReports;
+
+/// Days since 1970-01-01 (UTC) of a unix time.
+pub fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
+}

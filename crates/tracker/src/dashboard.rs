@@ -1,0 +1,258 @@
+//! The publisher's dashboard: one server-rendered page (no script) with
+//! totals, the offload percentage, a per-day chart and per-release rows.
+//! The token is entered once in a form and kept in an HttpOnly,
+//! SameSite=Strict cookie, so it is not in URLs or browser history.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::announce_query::percent_decode;
+use crate::api::{
+    authenticate, day_range, usage_report, ApiError, Range, Totals, UsageReport, TOKEN_COOKIE,
+};
+use crate::http::AppState;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/dashboard", get(page))
+        .route("/dashboard/login", post(login))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/dashboard") }),
+        )
+}
+
+async fn page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(range): Query<Range>,
+) -> Response {
+    let Some(control) = state.control.as_ref() else {
+        return (StatusCode::NOT_FOUND, "open tracker: no dashboard\n").into_response();
+    };
+    let publisher = match authenticate(control, &headers).await {
+        Ok(publisher) => publisher,
+        Err(ApiError(StatusCode::UNAUTHORIZED, _)) => return Html(login_form()).into_response(),
+        Err(error) => return error.into_response(),
+    };
+    let report = match day_range(&range) {
+        Ok((from, to)) => usage_report(control, publisher, from, to).await,
+        Err(error) => Err(error),
+    };
+    match report {
+        Ok(report) => Html(render(&report)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Takes `token=…` from the form and sets the cookie.
+async fn login(body: Bytes) -> Response {
+    let token = body
+        .split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"token="))
+        .and_then(|v| {
+            percent_decode(
+                &v.iter()
+                    .map(|&b| if b == b'+' { b' ' } else { b })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .and_then(|v| String::from_utf8(v).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| {
+            !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    let Some(token) = token else {
+        return (StatusCode::BAD_REQUEST, Html(login_form())).into_response();
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/dashboard".to_owned()),
+            (
+                header::SET_COOKIE,
+                format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+fn login_form() -> String {
+    page_shell(
+        "shoal — publisher dashboard",
+        "<h1>Publisher dashboard</h1>\
+         <form method=\"post\" action=\"/dashboard/login\">\
+         <label>API token <input name=\"token\" type=\"password\" size=\"70\" autocomplete=\"off\"></label> \
+         <button>Show my usage</button></form>\
+         <p>The token is the one printed by <code>shoal-tracker publisher add</code>.</p>",
+    )
+}
+
+fn page_shell(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}.big{{font-size:2em;font-weight:600}}\
+         .cards{{display:flex;gap:2em;margin:1em 0}}.peer{{fill:#2a7}}.origin{{fill:#d64}}</style></head>\
+         <body>{body}</body></html>",
+        escape(title)
+    )
+}
+
+/// Bytes in the largest fitting binary unit.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn offload(totals: &Totals) -> String {
+    totals
+        .offload_percent
+        .map_or_else(|| "—".to_owned(), |p| format!("{p:.1} %"))
+}
+
+pub(crate) fn render(report: &UsageReport) -> String {
+    let mut body = String::new();
+    let t = &report.totals;
+    let _ = write!(
+        body,
+        "<h1>{}</h1><p>{} to {} (UTC days)</p><div class=\"cards\">\
+         <div><div class=\"big\" id=\"offload\">{}</div>offload: peer bytes / (peer + origin)</div>\
+         <div><div class=\"big\" id=\"peer-bytes\">{}</div>from peers</div>\
+         <div><div class=\"big\" id=\"origin-bytes\">{}</div>from your origin</div>\
+         <div><div class=\"big\">{}</div>from other clients (unattributed)</div>\
+         <div><div class=\"big\">{}</div>completed downloads</div></div>",
+        escape(&report.publisher),
+        report.from,
+        report.to,
+        offload(t),
+        human_bytes(t.peer_bytes),
+        human_bytes(t.origin_bytes),
+        human_bytes(t.unattributed_bytes),
+        t.completions,
+    );
+    body.push_str(&chart(report));
+    body.push_str(
+        "<h2>Releases</h2><table><tr><th>release</th><th>info-hash</th><th>size</th>\
+         <th>from peers</th><th>from origin</th><th>unattributed</th><th>offload</th>\
+         <th>completions</th><th>peer-days</th></tr>",
+    );
+    for r in &report.releases {
+        let _ = write!(
+            body,
+            "<tr><td>{}{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.name),
+            if r.withdrawn { " (withdrawn)" } else { "" },
+            r.info_hash,
+            human_bytes(r.size),
+            human_bytes(r.totals.peer_bytes),
+            human_bytes(r.totals.origin_bytes),
+            human_bytes(r.totals.unattributed_bytes),
+            offload(&r.totals),
+            r.totals.completions,
+            r.totals.peer_days,
+        );
+    }
+    body.push_str("</table><p>The same data as JSON: <code>GET /api/v1/usage</code> with <code>Authorization: Bearer TOKEN</code>.</p>");
+    page_shell(&format!("shoal — {}", report.publisher), &body)
+}
+
+/// Stacked bars per day: bytes from peers (green) over bytes from the
+/// origin (red), as inline SVG.
+fn chart(report: &UsageReport) -> String {
+    const WIDTH: f64 = 720.0;
+    const HEIGHT: f64 = 160.0;
+    let max = report
+        .days
+        .iter()
+        .map(|d| d.totals.peer_bytes + d.totals.origin_bytes)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = WIDTH / report.days.len().max(1) as f64;
+    let mut svg = format!(
+        "<h2>Per day</h2><svg width=\"{WIDTH}\" height=\"{}\" role=\"img\" aria-label=\"bytes per day, peers and origin\">",
+        HEIGHT + 20.0
+    );
+    for (i, day) in report.days.iter().enumerate() {
+        let x = i as f64 * slot + 2.0;
+        let w = (slot - 4.0).max(1.0);
+        let origin_h = HEIGHT * day.totals.origin_bytes as f64 / max;
+        let peer_h = HEIGHT * day.totals.peer_bytes as f64 / max;
+        let _ = write!(
+            svg,
+            "<g><title>{}: {} from peers, {} from origin</title>\
+             <rect class=\"origin\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{origin_h:.1}\"/>\
+             <rect class=\"peer\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{peer_h:.1}\"/></g>",
+            day.day,
+            human_bytes(day.totals.peer_bytes),
+            human_bytes(day.totals.origin_bytes),
+            HEIGHT - origin_h,
+            HEIGHT - origin_h - peer_h,
+        );
+    }
+    if let (Some(first), Some(last)) = (report.days.first(), report.days.last()) {
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><text x=\"{WIDTH}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{}</text>",
+            HEIGHT + 16.0,
+            first.day,
+            HEIGHT + 16.0,
+            last.day
+        );
+    } else {
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"20\">no traffic in this range yet</text>"
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_and_bytes_readable() {
+        assert_eq!(escape("<b>\"x\"&'"), "&lt;b&gt;&quot;x&quot;&amp;&#39;");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+    }
+}

@@ -1,0 +1,270 @@
+//! Durable state behind one trait, two backends: publishers, releases,
+//! accounting, and — for instances sharing PostgreSQL — the peers other
+//! instances have seen.
+//!
+//! The trait is synchronous on purpose: SQLite is a blocking library and
+//! the accounting writes are batched, so the tracker owns one store on a
+//! blocking thread (`tokio::task::spawn_blocking`) and nothing on the
+//! announce path waits for it. Announces are answered from memory.
+//!
+//! Times are unix seconds (`i64`); days are days since 1970-01-01 (UTC),
+//! so both backends store plain integers and agree on day boundaries.
+
+mod postgres;
+mod schema;
+mod sqlite;
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+use crate::accounting::{SessionReport, UsageDelta};
+
+pub use self::postgres::PostgresStore;
+pub use self::sqlite::SqliteStore;
+
+pub type PublisherId = i64;
+pub type ReleaseId = i64;
+
+/// A publisher as the operator registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    pub id: PublisherId,
+    pub name: String,
+    /// The ed25519 key its releases must be signed with.
+    pub key: [u8; 32],
+    pub created_unix: i64,
+}
+
+/// A release to register: a torrent whose signature was already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRelease {
+    pub publisher: PublisherId,
+    pub name: String,
+    /// The key peers announce with: the v1 info-hash when there is one,
+    /// else the v2 info-hash truncated to 20 bytes.
+    pub swarm: [u8; 20],
+    /// For a hybrid release, the other announce key (the truncated v2
+    /// info-hash): announces under it join the same swarm.
+    pub alias: Option<[u8; 20]>,
+    /// Total payload bytes.
+    pub size: u64,
+    /// The torrent file as uploaded.
+    pub torrent: Vec<u8>,
+    pub registered_unix: i64,
+}
+
+/// A registered release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub id: ReleaseId,
+    pub publisher: PublisherId,
+    pub name: String,
+    pub swarm: [u8; 20],
+    pub alias: Option<[u8; 20]>,
+    pub size: u64,
+    pub registered_unix: i64,
+    /// Set once the publisher withdrew it: announces are refused.
+    pub withdrawn_unix: Option<i64>,
+}
+
+/// One release's usage on one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageRow {
+    pub release: ReleaseId,
+    pub day: i64,
+    pub usage: UsageDelta,
+    /// Distinct peer ids that reported for this release on this day.
+    pub distinct_peers: u64,
+}
+
+/// A peer as one tracker instance saw it, shared with the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPeer {
+    pub swarm: [u8; 20],
+    pub peer_id: [u8; 20],
+    pub addr: SocketAddr,
+    pub left: u64,
+    /// When the instance last heard from the peer, unix milliseconds.
+    pub seen_unix_ms: i64,
+    /// The peer announced `stopped`: other instances drop it.
+    pub stopped: bool,
+}
+
+/// What one accounting batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub sessions: usize,
+    /// Sum of the usage the batch added (flagged bytes included in
+    /// `flagged_bytes` only).
+    pub added: UsageDelta,
+}
+
+/// Why the store failed. Each message says what to check.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The `--db` value is not `sqlite://PATH` or `postgres://…`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("cannot open database {url}: {reason}")]
+    Open { url: String, reason: String },
+    /// The database was written by a newer shoal-tracker.
+    #[error("database schema version {found} is newer than this shoal-tracker knows ({known}); upgrade shoal-tracker")]
+    SchemaTooNew { found: i64, known: i64 },
+    /// A unique name or info-hash is already taken.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The operations the tracker needs from a database.
+pub trait Store: Send + 'static {
+    /// A short name for logs and metrics: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether peers are shared with other instances through this store.
+    fn shares_peers(&self) -> bool;
+
+    fn add_publisher(
+        &mut self,
+        name: &str,
+        key: &[u8; 32],
+        token_hash: &[u8; 32],
+        now_unix: i64,
+    ) -> Result<PublisherId, StoreError>;
+
+    fn publishers(&mut self) -> Result<Vec<Publisher>, StoreError>;
+
+    fn publisher_by_token(
+        &mut self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<Publisher>, StoreError>;
+
+    /// Registers a release. The same publisher registering the same swarm
+    /// again gets the existing id back (a withdrawn release is restored);
+    /// another publisher's swarm is a [`StoreError::Conflict`].
+    fn add_release(&mut self, release: &NewRelease) -> Result<ReleaseId, StoreError>;
+
+    /// Withdraws the publisher's release announced as `swarm` (or its
+    /// alias). Returns false if the publisher has no such release.
+    fn withdraw_release(
+        &mut self,
+        publisher: PublisherId,
+        swarm: &[u8; 20],
+        now_unix: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Every release, withdrawn ones included.
+    fn releases(&mut self) -> Result<Vec<Release>, StoreError>;
+
+    /// Applies one batch of session reports in one transaction: for each,
+    /// reads the session's stored counters, computes the delta with
+    /// [`crate::accounting::session_delta`], stores the new counters, adds
+    /// the delta to the release's row for the report's day, and records the
+    /// peer id for that day. Concurrent instances must not count a session
+    /// twice (PostgreSQL: lock the session rows).
+    fn apply_batch(
+        &mut self,
+        reports: &[SessionReport],
+        max_rate: u64,
+    ) -> Result<BatchOutcome, StoreError>;
+
+    /// Usage rows of the publisher's releases for days in `from..=to`.
+    fn usage(
+        &mut self,
+        publisher: PublisherId,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Writes this instance's peers for the others (no-op without sharing).
+    fn publish_peers(&mut self, instance: &str, peers: &[SharedPeer]) -> Result<(), StoreError>;
+
+    /// Peers written by other instances with `seen_unix_ms > since_ms`
+    /// (empty without sharing).
+    fn peers_from_others(
+        &mut self,
+        instance: &str,
+        since_ms: i64,
+    ) -> Result<Vec<SharedPeer>, StoreError>;
+
+    /// Forgets shared peers not seen since `before_ms`.
+    fn expire_peers(&mut self, before_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Opens (creating and migrating if needed) the database a `--db` URL
+/// names: `sqlite://PATH` or `postgres://…` / `postgresql://…`.
+pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(PostgresStore::connect(url)?));
+    }
+    Err(StoreError::BadUrl(url.to_owned()))
+}
+
+/// What a tracker holds after closing its database: every call fails.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+impl Closed {
+    fn error<T>() -> Result<T, StoreError> {
+        Err(StoreError::Backend("the database is closed".into()))
+    }
+}
+
+impl Store for Closed {
+    fn backend(&self) -> &'static str {
+        "closed"
+    }
+    fn shares_peers(&self) -> bool {
+        false
+    }
+    fn add_publisher(
+        &mut self,
+        _: &str,
+        _: &[u8; 32],
+        _: &[u8; 32],
+        _: i64,
+    ) -> Result<PublisherId, StoreError> {
+        Closed::error()
+    }
+    fn publishers(&mut self) -> Result<Vec<Publisher>, StoreError> {
+        Closed::error()
+    }
+    fn publisher_by_token(&mut self, _: &[u8; 32]) -> Result<Option<Publisher>, StoreError> {
+        Closed::error()
+    }
+    fn add_release(&mut self, _: &NewRelease) -> Result<ReleaseId, StoreError> {
+        Closed::error()
+    }
+    fn withdraw_release(
+        &mut self,
+        _: PublisherId,
+        _: &[u8; 20],
+        _: i64,
+    ) -> Result<bool, StoreError> {
+        Closed::error()
+    }
+    fn releases(&mut self) -> Result<Vec<Release>, StoreError> {
+        Closed::error()
+    }
+    fn apply_batch(&mut self, _: &[SessionReport], _: u64) -> Result<BatchOutcome, StoreError> {
+        Closed::error()
+    }
+    fn usage(&mut self, _: PublisherId, _: i64, _: i64) -> Result<Vec<UsageRow>, StoreError> {
+        Closed::error()
+    }
+    fn publish_peers(&mut self, _: &str, _: &[SharedPeer]) -> Result<(), StoreError> {
+        Closed::error()
+    }
+    fn peers_from_others(&mut self, _: &str, _: i64) -> Result<Vec<SharedPeer>, StoreError> {
+        Closed::error()
+    }
+    fn expire_peers(&mut self, _: i64) -> Result<(), StoreError> {
+        Closed::error()
+    }
+}
