@@ -114,16 +114,19 @@ impl Control {
         query: &AnnounceQuery,
         max_pending: usize,
     ) -> bool {
+        let now_unix = unix_now();
+        let started = query.event == Some(AnnounceEvent::Started);
         let report = SessionReport {
             release: account.release,
             publisher: account.publisher,
             peer_id: query.peer_id,
-            restarted: query.event == Some(AnnounceEvent::Started),
+            restarted: started,
+            started_unix: if started { now_unix } else { 0 },
             uploaded: query.uploaded,
             downloaded: query.downloaded,
             origin: query.origin_bytes,
             completed: query.event == Some(AnnounceEvent::Completed),
-            at_unix: unix_now(),
+            at_unix: now_unix,
         };
         let mut pending = self.pending();
         if pending.len() >= max_pending.saturating_mul(2) {
@@ -199,7 +202,8 @@ impl Control {
             .collect();
         let instance = self.instance.clone();
         let expiry_ms = i64::try_from(state.settings.peer_expiry().as_millis()).unwrap_or(i64::MAX);
-        let (theirs, releases) = self
+        let undelivered = stopped.clone();
+        let exchanged = self
             .with_db(move |db| {
                 db.publish_peers(&instance, &shared)?;
                 // Re-read a margin back: merging is idempotent, and the
@@ -209,7 +213,14 @@ impl Control {
                 db.expire_peers(now_ms.saturating_sub(expiry_ms))?;
                 Ok::<_, StoreError>((theirs, db.releases()?))
             })
-            .await?;
+            .await;
+        let (theirs, releases) = match exchanged {
+            Ok(exchanged) => exchanged,
+            Err(error) => {
+                state.store().restore_stopped(undelivered);
+                return Err(error);
+            }
+        };
         self.registry.load(&releases);
         let now = Instant::now();
         let mut peers = state.store();

@@ -163,6 +163,13 @@ impl PeerStore {
         std::mem::take(&mut self.stopped)
     }
 
+    /// Departures taken but not delivered (the database was down): kept
+    /// for the next exchange, within the same bound.
+    pub fn restore_stopped(&mut self, stopped: Vec<(InfoHash, PeerId)>) {
+        let room = MAX_STOPPED_KEPT.saturating_sub(self.stopped.len());
+        self.stopped.extend(stopped.into_iter().take(room));
+    }
+
     /// A peer another instance saw: listed here until it expires, unless
     /// it announced here too (then this instance's entry is the truth).
     pub fn merge_remote(&mut self, now: Instant, peer: LocalPeer, stopped: bool) {

@@ -66,6 +66,7 @@ fn report(release: ReleaseId, peer: u32, at_unix: i64) -> SessionReport {
         publisher: 0,
         peer_id: peer_id(peer),
         restarted: false,
+        started_unix: 0,
         uploaded: 0,
         downloaded: 0,
         origin: None,
@@ -260,6 +261,7 @@ fn a_restarted_session_counts_from_zero_again(store: &mut dyn Store) {
     let restarted = SessionReport {
         downloaded: 400,
         restarted: true,
+        started_unix: T0 + 60,
         ..report(release, 1, T0 + 60)
     };
     let outcome = store.apply_batch(&[restarted], NO_LIMIT).expect("batch");

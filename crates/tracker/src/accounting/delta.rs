@@ -11,6 +11,11 @@ pub struct SessionReport {
     pub peer_id: [u8; 20],
     /// `event=started` was seen: the client's totals restarted from zero.
     pub restarted: bool,
+    /// When that `started` arrived (unix seconds; 0 without one). A restart
+    /// resets the stored totals only if it is newer than them: with several
+    /// instances, another may already have stored this session's later
+    /// totals, and counting from zero again would count them twice.
+    pub started_unix: i64,
     pub uploaded: u64,
     pub downloaded: u64,
     /// `shoal_origin_bytes`, sent only by shoal agents.
@@ -74,8 +79,9 @@ pub fn session_delta(
     report: &SessionReport,
     max_rate: u64,
 ) -> (SessionState, UsageDelta) {
+    let restart = report.restarted && stored.is_none_or(|s| report.started_unix > s.reported_unix);
     let base = match stored {
-        Some(s) if !report.restarted => *s,
+        Some(s) if !restart => *s,
         _ => SessionState::default(),
     };
     let grow = |new: u64, old: u64| new.saturating_sub(old);

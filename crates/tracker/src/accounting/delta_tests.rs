@@ -8,6 +8,7 @@ fn report(at: i64, up: u64, down: u64, origin: Option<u64>) -> SessionReport {
         publisher: 1,
         peer_id: [7; 20],
         restarted: false,
+        started_unix: 0,
         uploaded: up,
         downloaded: down,
         origin,
@@ -76,6 +77,21 @@ fn a_restarted_session_counts_from_zero_and_completes_once() {
     assert_eq!(usage.completions, 0, "a repeated completed counts once");
     let mut fresh = report(200, 0, 200, None);
     fresh.restarted = true;
+    fresh.started_unix = 200;
     let (_, usage) = session_delta(Some(&state), &fresh, RATE);
     assert_eq!(usage.unattributed_bytes, 200);
+}
+
+/// Another instance stored later totals of the session before this
+/// instance wrote the window holding its `started`.
+#[test]
+fn a_started_older_than_the_stored_totals_does_not_reset_them() {
+    let (state, usage) = session_delta(None, &report(110, 0, 3000, Some(1000)), RATE);
+    assert_eq!(usage.peer_bytes + usage.origin_bytes, 3000);
+    let mut late = report(105, 0, 1000, Some(500));
+    late.restarted = true;
+    late.started_unix = 100;
+    let (state, usage) = session_delta(Some(&state), &late, RATE);
+    assert_eq!(usage, UsageDelta::default());
+    assert_eq!(state.downloaded, 3000);
 }

@@ -58,6 +58,7 @@ mod tests {
             publisher: 1,
             peer_id: [1; 20],
             restarted,
+            started_unix: 0,
             uploaded: 0,
             downloaded: down,
             origin: None,
