@@ -88,6 +88,11 @@ struct Conn {
     addr: SocketAddr,
     writer: mpsc::UnboundedSender<WriterCmd>,
     uploads_in_flight: usize,
+    /// The peer id of the side that opened the connection: when two
+    /// connections join the same pair of peers, both sides keep the one
+    /// opened by the smaller id.
+    opened_by: [u8; 20],
+    peer_id: [u8; 20],
 }
 
 /// Everything a session starts from.
@@ -341,6 +346,29 @@ impl Session {
         outgoing: bool,
         theirs: &Handshake,
     ) {
+        let opened_by = if outgoing {
+            self.handshake.peer_id
+        } else {
+            theirs.peer_id
+        };
+        // A peer that dialled us while we dialled it: one connection is
+        // enough, and a second would take a slot another peer could use.
+        let twin = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.peer_id == theirs.peer_id)
+            .map(|(_, c)| (c.key, c.opened_by));
+        if let Some((twin_key, twin_opened_by)) = twin {
+            if twin_opened_by <= opened_by {
+                tracing::debug!(%addr, "second connection to a connected peer dropped");
+                if outgoing {
+                    self.swarm.handle_connect_failed(self.now(), addr);
+                }
+                return;
+            }
+            tracing::debug!(%addr, "connection replaces its twin");
+            self.close(twin_key);
+        }
         let caps = PeerCaps {
             fast: theirs.reserved.fast(),
             extended: theirs.reserved.extension_protocol(),
@@ -365,6 +393,8 @@ impl Session {
                         addr,
                         writer,
                         uploads_in_flight: 0,
+                        opened_by,
+                        peer_id: theirs.peer_id,
                     },
                 );
                 self.keys.insert(key, id);

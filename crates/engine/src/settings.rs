@@ -39,7 +39,7 @@ impl Default for EngineSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
             max_upload_bps: 0,
             max_download_bps: 0,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(180),
             keepalive_interval: Duration::from_secs(60),
             max_pending_handshakes: 64,

@@ -33,6 +33,8 @@ enum Dial {
 #[derive(Debug, Default)]
 pub(crate) struct AddressBook {
     entries: BTreeMap<SocketAddr, Dial>,
+    /// Failed dials in a row, per address still in `entries`.
+    dial_failures: HashMap<SocketAddr, u32>,
     strikes: HashMap<BanKey, u32>,
     banned: std::collections::HashSet<BanKey>,
 }
@@ -76,6 +78,19 @@ impl AddressBook {
 
     pub fn connected(&mut self, addr: SocketAddr) {
         self.entries.insert(addr, Dial::Connected);
+        self.dial_failures.remove(&addr);
+    }
+
+    /// A dial failed: try again after `base`, doubled per failure in a
+    /// row, at most 8 × `base`.
+    pub fn dial_failed(&mut self, addr: SocketAddr, now: Instant, base: std::time::Duration) {
+        if !self.entries.contains_key(&addr) {
+            return;
+        }
+        let failures = self.dial_failures.entry(addr).or_insert(0);
+        *failures = failures.saturating_add(1);
+        let delay = base * (1u32 << (*failures - 1).min(3));
+        self.retry_after(addr, now + delay);
     }
 
     /// An incoming connection from a known address: do not dial it too.
@@ -106,6 +121,7 @@ impl AddressBook {
         *strikes += 1;
         if *strikes >= limit && self.banned.insert(key) {
             self.entries.retain(|a, _| ban_key(*a) != key);
+            self.dial_failures.retain(|a, _| ban_key(*a) != key);
             return true;
         }
         false

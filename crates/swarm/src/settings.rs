@@ -37,8 +37,14 @@ pub struct SwarmSettings {
     pub max_upload_queue: usize,
     /// Failed pieces a peer may be blamed for before it is banned.
     pub strikes_to_ban: u32,
-    /// Wait before redialling an address that failed or left.
+    /// Wait before redialling an address that left or refused us for
+    /// having too many peers.
     pub reconnect_delay: Duration,
+    /// Wait before redialling an address we could not reach, doubled for
+    /// each failure in a row up to 8 times this. A SYN lost in a full
+    /// queue is common on a saturated link; waiting long for it starves a
+    /// newcomer of peers.
+    pub dial_retry: Duration,
     /// Housekeeping period: timeouts, connections, request refills.
     pub tick: Duration,
     /// A swarm that starts as the only seed shows each peer a few pieces at
@@ -52,7 +58,7 @@ impl Default for SwarmSettings {
     fn default() -> Self {
         SwarmSettings {
             max_peers: 60,
-            max_connecting: 10,
+            max_connecting: 25,
             unchoke_slots: 4,
             optimistic_slots: 1,
             choke_interval: Duration::from_secs(10),
@@ -65,6 +71,7 @@ impl Default for SwarmSettings {
             max_upload_queue: 2000,
             strikes_to_ban: 3,
             reconnect_delay: Duration::from_secs(30),
+            dial_retry: Duration::from_secs(3),
             tick: Duration::from_millis(500),
             initial_seeding: true,
         }

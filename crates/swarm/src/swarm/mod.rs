@@ -174,8 +174,7 @@ impl Swarm {
     }
 
     pub fn handle_connect_failed(&mut self, now: Instant, addr: SocketAddr) {
-        self.book
-            .retry_after(addr, now + self.settings.reconnect_delay);
+        self.book.dial_failed(addr, now, self.settings.dial_retry);
     }
 
     /// A connection finished its handshake. `outgoing` connections were
