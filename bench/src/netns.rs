@@ -158,6 +158,26 @@ impl Network {
             "-n", &self.hub, "link", "add", &hub_dev, "type", "veth", "peer", "name", HOST_DEV,
             "netns", &ns,
         ])?;
+        // Real links carry packets of one MTU. veth would otherwise hand
+        // tbf 64 KiB GSO super-packets, and a 50 ms queue of a few of
+        // those drops SYNs and ACKs in bursts no real router would: at
+        // N = 50 whole hosts failed to connect to any peer.
+        for (netns, dev) in [
+            (self.hub.as_str(), hub_dev.as_str()),
+            (ns.as_str(), HOST_DEV),
+        ] {
+            ip(&[
+                "-n",
+                netns,
+                "link",
+                "set",
+                dev,
+                "gso_max_size",
+                "1514",
+                "gso_max_segs",
+                "1",
+            ])?;
+        }
         ip(&[
             "-n", &self.hub, "link", "set", &hub_dev, "master", "br0", "up",
         ])?;

@@ -95,6 +95,11 @@ pub struct RunRecord {
     /// Bytes the origin's interface sent during the run, headers included.
     pub origin_tx_bytes: u64,
     pub origin_over_size: f64,
+    /// Payload the peers say came from the origin, over the release size:
+    /// without TCP/IP and HTTP headers (about 4 % on MTU-sized packets).
+    /// Only when every peer reports it (shoal does; libtorrent's adapter
+    /// does not).
+    pub origin_payload_over_size: Option<f64>,
     pub origin_cpu_s: f64,
     pub origin_peak_rss_kib: u64,
     pub peer_cpu_s_mean: Option<f64>,
@@ -161,6 +166,12 @@ impl RunRecord {
             mean_over_t_min: mean_s.map(|s| s / t_min),
             origin_tx_bytes: m.origin_tx_bytes,
             origin_over_size: m.origin_tx_bytes as f64 / scenario.size_bytes as f64,
+            origin_payload_over_size: m
+                .peers
+                .iter()
+                .map(|p| p.bytes_from_origin)
+                .sum::<Option<u64>>()
+                .map(|bytes| bytes as f64 / scenario.size_bytes as f64),
             origin_cpu_s: m.origin_cpu_s,
             origin_peak_rss_kib: m.origin_peak_rss_kib,
             peer_cpu_s_mean: (!cpus.is_empty())
@@ -214,12 +225,12 @@ pub fn markdown_table(records: &[RunRecord]) -> String {
             r.load_avg_1m,
         ));
     }
-    out.push_str("| implementation | origin | complete | identical | last s | last / T_min | mean / T_min | origin bytes / F | peer CPU s (mean) | peer peak RSS MiB (max) | run CPU | machine busy |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| implementation | origin | complete | identical | last s | last / T_min | mean / T_min | origin bytes / F | origin payload / F | peer CPU s (mean) | peer peak RSS MiB (max) | run CPU | machine busy |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in records {
         let identical = r.peers_detail.iter().filter(|p| p.identical).count();
         out.push_str(&format!(
-            "| {} | {} | {}/{}{} | {}/{} | {} | {} | {} | {:.2} | {} | {:.0} | {:.0}% | {:.0}% |\n",
+            "| {} | {} | {}/{}{} | {}/{} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0}% | {:.0}% |\n",
             r.implementation,
             r.origin.name(),
             r.completed,
@@ -235,6 +246,7 @@ pub fn markdown_table(records: &[RunRecord]) -> String {
             opt(r.last_over_t_min, 2),
             opt(r.mean_over_t_min, 2),
             r.origin_over_size,
+            opt(r.origin_payload_over_size, 3),
             opt(r.peer_cpu_s_mean, 2),
             r.peer_peak_rss_kib_max as f64 / 1024.0,
             r.run_cpu_fraction * 100.0,

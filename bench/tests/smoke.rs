@@ -136,3 +136,63 @@ fn three_peers_both_implementations_bt_origin() {
         started.elapsed()
     );
 }
+
+/// One peer and a web origin (nginx), nobody else: the download comes from
+/// the origin alone, byte-identical, and keeps the emulated origin link
+/// (4 MiB/s) full, so it takes about F / 4 MiB/s. Allowed: TCP's start,
+/// and the first 2 s in which a download without peers yet asks the
+/// origin for one piece at a time while it waits for the tracker.
+#[test]
+fn a_lone_peer_fills_the_emulated_link_from_a_web_origin() {
+    let dir = profile_dir();
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal-bench"))
+        .args([
+            "--peers",
+            "1",
+            "--size",
+            "24M",
+            "--origin",
+            "web",
+            "--impl",
+            "shoal",
+            "--origin-up",
+            "4M",
+            "--peer-down",
+            "8M",
+            "--timeout",
+            "40",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .arg("--shoal-bin")
+        .arg(dir.join("shoal"))
+        .arg("--tracker-bin")
+        .arg(dir.join("shoal-tracker"))
+        .output()
+        .expect("running shoal-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("needs root") {
+        assert!(!output.status.success(), "refused yet exited 0:\n{stderr}");
+        return;
+    }
+    assert!(output.status.success(), "shoal-bench failed:\n{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON record");
+    assert_eq!(record["completed"], 1, "{record}");
+    assert_eq!(record["all_identical"], true, "{record}");
+    // Payload exactly one copy; on the wire headers add about 4 %.
+    let payload = record["origin_payload_over_size"].as_f64().unwrap_or(0.0);
+    assert!(
+        (0.999..=1.001).contains(&payload),
+        "origin payload {payload} copies: {record}"
+    );
+    let wire = record["origin_over_size"].as_f64().unwrap_or(0.0);
+    assert!(
+        (1.0..=1.10).contains(&wire),
+        "origin sent {wire} copies: {record}"
+    );
+    let over = record["last_over_t_min"].as_f64().unwrap_or(f64::MAX);
+    eprintln!("lone peer from a web origin: {over:.3} x F / origin rate");
+    assert!(over <= 1.35, "took {over:.2} x F / origin rate: {record}");
+}
