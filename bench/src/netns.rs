@@ -121,10 +121,43 @@ fn tbf_args(rate_bps: u64) -> Vec<String> {
     ]
 }
 
+/// The kernel's ARP table is one table for all namespaces, and by default
+/// it refuses new entries past 1024 (`gc_thresh3`): a crowd of 50 hosts
+/// that all talk to each other needs about 50 × 50. Past the limit a host
+/// cannot resolve its peers' addresses and every connection it opens times
+/// out ("neighbor table overflow" in the kernel log), which at N = 50 cut
+/// a third of the crowd off the swarm. The limits are raised as needed and
+/// left raised: another run may be going on, and larger limits harm
+/// nothing.
+fn make_room_for_neighbours(hosts: usize) -> Result<()> {
+    let needed = (hosts + 2) * (hosts + 2) * 2;
+    for (name, want) in [
+        ("gc_thresh1", needed / 4),
+        ("gc_thresh2", needed / 2),
+        ("gc_thresh3", needed),
+    ] {
+        let path = format!("/proc/sys/net/ipv4/neigh/default/{name}");
+        let current: usize = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {path}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{path} is not a number"))?;
+        if current < want {
+            std::fs::write(&path, want.to_string())
+                .with_context(|| format!("raising {path} to {want}"))?;
+            eprintln!(
+                "shoal-bench: raised {path} from {current} to {want} (ARP table for {hosts} hosts)"
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Network {
     /// Creates the hub and one namespace per `(role, caps)`, in order; the
     /// first host gets 10.77.0.2, and so on.
     pub fn create(hosts: &[(String, LinkCaps)]) -> Result<Network> {
+        make_room_for_neighbours(hosts.len())?;
         let prefix = prefix();
         let hub = format!("{prefix}hub");
         let mut network = Network {
@@ -158,26 +191,6 @@ impl Network {
             "-n", &self.hub, "link", "add", &hub_dev, "type", "veth", "peer", "name", HOST_DEV,
             "netns", &ns,
         ])?;
-        // Real links carry packets of one MTU. veth would otherwise hand
-        // tbf 64 KiB GSO super-packets, and a 50 ms queue of a few of
-        // those drops SYNs and ACKs in bursts no real router would: at
-        // N = 50 whole hosts failed to connect to any peer.
-        for (netns, dev) in [
-            (self.hub.as_str(), hub_dev.as_str()),
-            (ns.as_str(), HOST_DEV),
-        ] {
-            ip(&[
-                "-n",
-                netns,
-                "link",
-                "set",
-                dev,
-                "gso_max_size",
-                "1514",
-                "gso_max_segs",
-                "1",
-            ])?;
-        }
         ip(&[
             "-n", &self.hub, "link", "set", &hub_dev, "master", "br0", "up",
         ])?;
