@@ -39,7 +39,8 @@ enum Command {
     Get(get::Args),
     /// Share a complete release that is already on disk.
     Seed(seed::Args),
-    /// Publish and inspect a sample release in a temporary folder.
+    /// Run a tracker, an origin server and a flash crowd of peers on this
+    /// machine, and show what the origin was spared.
     Demo(demo::Args),
 }
 

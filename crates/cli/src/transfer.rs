@@ -54,7 +54,7 @@ pub async fn start_engine(net: &NetArgs, max_down: u64) -> Result<Engine> {
 }
 
 /// Resolves when the user asks us to stop (Ctrl-C, or SIGTERM on Unix).
-async fn stop_requested() {
+pub(crate) async fn stop_requested() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
