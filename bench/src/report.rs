@@ -97,8 +97,8 @@ pub struct RunRecord {
     pub origin_over_size: f64,
     /// Payload the peers say came from the origin, over the release size:
     /// without TCP/IP and HTTP headers (about 4 % on MTU-sized packets).
-    /// Only when every peer reports it (shoal does; libtorrent's adapter
-    /// does not).
+    /// Only for a web origin, and when every peer reports it (shoal does;
+    /// libtorrent's adapter does not).
     pub origin_payload_over_size: Option<f64>,
     pub origin_cpu_s: f64,
     pub origin_peak_rss_kib: u64,
@@ -166,11 +166,15 @@ impl RunRecord {
             mean_over_t_min: mean_s.map(|s| s / t_min),
             origin_tx_bytes: m.origin_tx_bytes,
             origin_over_size: m.origin_tx_bytes as f64 / scenario.size_bytes as f64,
-            origin_payload_over_size: m
-                .peers
-                .iter()
-                .map(|p| p.bytes_from_origin)
-                .sum::<Option<u64>>()
+            // A `bt` origin is a peer: its bytes count as from peers.
+            origin_payload_over_size: (origin == OriginKind::Web)
+                .then(|| {
+                    m.peers
+                        .iter()
+                        .map(|p| p.bytes_from_origin)
+                        .sum::<Option<u64>>()
+                })
+                .flatten()
                 .map(|bytes| bytes as f64 / scenario.size_bytes as f64),
             origin_cpu_s: m.origin_cpu_s,
             origin_peak_rss_kib: m.origin_peak_rss_kib,
