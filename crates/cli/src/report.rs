@@ -26,7 +26,7 @@ pub enum Reporter {
 /// Plain-line reporting period when stderr is not a terminal.
 const LINE_PERIOD: Duration = Duration::from_secs(5);
 
-fn progress_json(event: &str, p: &Progress) -> serde_json::Value {
+pub(crate) fn progress_json(event: &str, p: &Progress) -> serde_json::Value {
     json!({
         "event": event,
         "verified_bytes": p.verified_bytes,

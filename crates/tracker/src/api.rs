@@ -202,12 +202,8 @@ pub(crate) struct UsageReport {
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Totals {
-    pub peer_bytes: u64,
-    pub origin_bytes: u64,
-    pub unattributed_bytes: u64,
-    pub uploaded_bytes: u64,
-    pub flagged_bytes: u64,
-    pub completions: u64,
+    #[serde(flatten)]
+    pub usage: UsageDelta,
     /// Distinct peers per day, summed over the days.
     pub peer_days: u64,
     /// peer bytes / (peer + origin bytes), in percent; `None` before any.
@@ -216,15 +212,11 @@ pub(crate) struct Totals {
 
 impl Totals {
     fn add(&mut self, usage: &UsageDelta, distinct_peers: u64) {
-        self.peer_bytes += usage.peer_bytes;
-        self.origin_bytes += usage.origin_bytes;
-        self.unattributed_bytes += usage.unattributed_bytes;
-        self.uploaded_bytes += usage.uploaded_bytes;
-        self.flagged_bytes += usage.flagged_bytes;
-        self.completions += usage.completions;
+        self.usage.add(usage);
         self.peer_days += distinct_peers;
-        let moved = self.peer_bytes + self.origin_bytes;
-        self.offload_percent = (moved > 0).then(|| 100.0 * self.peer_bytes as f64 / moved as f64);
+        let (peer, origin) = (self.usage.peer_bytes, self.usage.origin_bytes);
+        self.offload_percent =
+            (peer + origin > 0).then(|| 100.0 * peer as f64 / (peer + origin) as f64);
     }
 }
 

@@ -145,10 +145,10 @@ pub(crate) fn render(report: &UsageReport) -> String {
         report.from,
         report.to,
         offload(t),
-        human_bytes(t.peer_bytes),
-        human_bytes(t.origin_bytes),
-        human_bytes(t.unattributed_bytes),
-        t.completions,
+        human_bytes(t.usage.peer_bytes),
+        human_bytes(t.usage.origin_bytes),
+        human_bytes(t.usage.unattributed_bytes),
+        t.usage.completions,
     );
     body.push_str(&chart(report));
     body.push_str(
@@ -164,11 +164,11 @@ pub(crate) fn render(report: &UsageReport) -> String {
             if r.withdrawn { " (withdrawn)" } else { "" },
             r.info_hash,
             human_bytes(r.size),
-            human_bytes(r.totals.peer_bytes),
-            human_bytes(r.totals.origin_bytes),
-            human_bytes(r.totals.unattributed_bytes),
+            human_bytes(r.totals.usage.peer_bytes),
+            human_bytes(r.totals.usage.origin_bytes),
+            human_bytes(r.totals.usage.unattributed_bytes),
             offload(&r.totals),
-            r.totals.completions,
+            r.totals.usage.completions,
             r.totals.peer_days,
         );
     }
@@ -184,7 +184,7 @@ fn chart(report: &UsageReport) -> String {
     let max = report
         .days
         .iter()
-        .map(|d| d.totals.peer_bytes + d.totals.origin_bytes)
+        .map(|d| d.totals.usage.peer_bytes + d.totals.usage.origin_bytes)
         .max()
         .unwrap_or(0)
         .max(1) as f64;
@@ -196,16 +196,16 @@ fn chart(report: &UsageReport) -> String {
     for (i, day) in report.days.iter().enumerate() {
         let x = i as f64 * slot + 2.0;
         let w = (slot - 4.0).max(1.0);
-        let origin_h = HEIGHT * day.totals.origin_bytes as f64 / max;
-        let peer_h = HEIGHT * day.totals.peer_bytes as f64 / max;
+        let origin_h = HEIGHT * day.totals.usage.origin_bytes as f64 / max;
+        let peer_h = HEIGHT * day.totals.usage.peer_bytes as f64 / max;
         let _ = write!(
             svg,
             "<g><title>{}: {} from peers, {} from origin</title>\
              <rect class=\"origin\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{origin_h:.1}\"/>\
              <rect class=\"peer\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{peer_h:.1}\"/></g>",
             day.day,
-            human_bytes(day.totals.peer_bytes),
-            human_bytes(day.totals.origin_bytes),
+            human_bytes(day.totals.usage.peer_bytes),
+            human_bytes(day.totals.usage.origin_bytes),
             HEIGHT - origin_h,
             HEIGHT - origin_h - peer_h,
         );

@@ -28,21 +28,12 @@ pub enum Display {
     },
 }
 
-/// A peer's progress as a JSON event.
+/// A peer's progress as a JSON event: `shoal get --json`'s, plus the
+/// peer's number.
 pub fn progress_json(event: &str, peer: usize, p: &Progress) -> serde_json::Value {
-    json!({
-        "event": event,
-        "peer": peer,
-        "verified_bytes": p.verified_bytes,
-        "total_bytes": p.total_bytes,
-        "bytes_from_peers": p.bytes_from_peers,
-        "bytes_from_origin": p.bytes_from_origin,
-        "uploaded": p.uploaded,
-        "download_rate": p.download_rate,
-        "upload_rate": p.upload_rate,
-        "peers": p.peers,
-        "seconds": p.seconds,
-    })
+    let mut value = crate::report::progress_json(event, p);
+    value["peer"] = peer.into();
+    value
 }
 
 fn sources(p: &Progress) -> String {

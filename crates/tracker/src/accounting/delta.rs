@@ -37,7 +37,7 @@ pub struct SessionState {
 }
 
 /// Bytes and events added to a release's day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct UsageDelta {
     /// Downloaded from other peers (shoal agents: downloaded − origin).
     pub peer_bytes: u64,
