@@ -1,6 +1,7 @@
 //! The `shoal` command: parses arguments, then hands off to one module per
 //! subcommand. Library crates do the work; this crate talks to the user.
 
+mod agent;
 mod demo;
 mod get;
 mod inspect;
@@ -39,6 +40,9 @@ enum Command {
     Get(get::Args),
     /// Share a complete release that is already on disk.
     Seed(seed::Args),
+    /// Run the background agent: downloads and seeds releases, driven by a
+    /// local HTTP API.
+    Agent(agent::Args),
     /// Run a tracker, an origin server and a flash crowd of peers on this
     /// machine, and show what the origin was spared.
     Demo(demo::Args),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Get(args) => get::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Demo(args) => demo::run(args),
     };
     match result {

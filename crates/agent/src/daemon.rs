@@ -1,0 +1,146 @@
+//! The daemon as a handle: [`Daemon::start`] prepares the state folder,
+//! the token, the engine and the API socket and restores the releases;
+//! [`Daemon::serve`] answers the API until asked to stop, then stops every
+//! release so its progress is saved.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use engine::{Engine, EngineError, EngineSettings};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState};
+use crate::guard::Guard;
+use crate::releases::Releases;
+use crate::state::{RuntimeCaps, StateError, StateFile};
+use crate::{token, AgentError, AgentSettings};
+
+/// A started agent, not yet serving.
+#[derive(Debug)]
+pub struct Daemon {
+    listener: TcpListener,
+    api_addr: SocketAddr,
+    token_path: PathBuf,
+    releases: Arc<Releases>,
+    router: axum::Router,
+}
+
+/// The engine's usual port; when taken (another client), a free one.
+const DEFAULT_LISTEN_PORT: u16 = 6881;
+
+impl Daemon {
+    pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
+        let trusted = settings.trusted_keys().map_err(AgentError::Invalid)?;
+        for dir in [&settings.state_dir, &settings.download_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+                path: dir.clone(),
+                action: "create",
+                source,
+            })?;
+        }
+        let token = token::load_or_create(&settings.state_dir)?;
+        let state = StateFile::load(&settings.state_dir)?;
+        // Caps chosen through the API outlive restarts; the file gives the rest.
+        let caps = state.caps.unwrap_or(RuntimeCaps {
+            max_upload_bps: settings.max_upload_bps,
+            max_download_bps: settings.max_download_bps,
+            seeding: settings.seeding,
+        });
+        let engine = start_engine(&settings, caps).await?;
+        let listener =
+            TcpListener::bind(settings.api)
+                .await
+                .map_err(|source| AgentError::ApiListen {
+                    addr: settings.api,
+                    source,
+                })?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|source| AgentError::ApiListen {
+                addr: settings.api,
+                source,
+            })?;
+        let fixed = json!({
+            "api": api_addr.to_string(),
+            "listen": engine.listen_addr().to_string(),
+            "state_dir": settings.state_dir,
+            "download_dir": settings.download_dir,
+            "trusted_publishers": settings.trusted_publishers,
+        });
+        let releases = Releases::new(
+            engine,
+            settings.state_dir.clone(),
+            settings.download_dir.clone(),
+            trusted,
+            caps,
+        );
+        releases.restore(state).await?;
+        let router = api::router(
+            ApiState {
+                releases: releases.clone(),
+                fixed,
+            },
+            Guard::new(api_addr.port(), token),
+        );
+        Ok(Daemon {
+            listener,
+            api_addr,
+            token_path: token::token_path(&settings.state_dir),
+            releases,
+            router,
+        })
+    }
+
+    /// Where the API answers.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Where peers connect.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.releases.engine().listen_addr()
+    }
+
+    /// The file holding the API token.
+    pub fn token_path(&self) -> &std::path::Path {
+        &self.token_path
+    }
+
+    /// Serves the API until `shutdown` resolves, then stops every release.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Err(e) = served {
+            tracing::warn!("the API stopped: {e}");
+        }
+        self.releases.shutdown().await;
+    }
+}
+
+async fn start_engine(settings: &AgentSettings, caps: RuntimeCaps) -> Result<Engine, AgentError> {
+    let engine_settings = EngineSettings {
+        listen: settings.listen,
+        max_upload_bps: caps.max_upload_bps,
+        max_download_bps: caps.max_download_bps,
+        ..EngineSettings::default()
+    };
+    match Engine::start(engine_settings.clone()).await {
+        Err(EngineError::Listen { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse
+                && settings.listen.port() == DEFAULT_LISTEN_PORT =>
+        {
+            let mut listen = settings.listen;
+            listen.set_port(0);
+            Ok(Engine::start(EngineSettings {
+                listen,
+                ..engine_settings
+            })
+            .await?)
+        }
+        other => Ok(other?),
+    }
+}

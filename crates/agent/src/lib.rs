@@ -1,0 +1,63 @@
+//! The shoal agent: a background daemon on the customer's machine that
+//! downloads and seeds releases through one [`engine::Engine`], keeps its
+//! list of releases in a state folder so a restart resumes them all, and
+//! takes orders over a local HTTP API (`/v1/...`) guarded against web
+//! pages: loopback `Host` only (DNS rebinding) and a per-install token for
+//! anything that changes state. See DESIGN.md, "Browser hand-off".
+
+mod api;
+mod daemon;
+mod guard;
+mod release;
+mod releases;
+mod runner;
+pub mod settings;
+pub mod source;
+pub mod state;
+pub mod token;
+
+use std::net::SocketAddr;
+
+pub use daemon::Daemon;
+pub use releases::{Phase, ReleaseView, SettingsUpdate};
+pub use settings::{default_config_path, AgentSettings, SettingsError};
+
+/// Why the agent refused or failed a request. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    #[error("cannot get the torrent from {location}: {reason}")]
+    Fetch { location: String, reason: String },
+    #[error("{location} is not a usable torrent: {reason}")]
+    NotATorrent { location: String, reason: String },
+    #[error("{location} is not signed by a publisher; the agent accepts only signed releases")]
+    Unsigned { location: String },
+    #[error(
+        "{location} has an invalid publisher signature ({reason}); it may have been tampered with"
+    )]
+    BadSignature { location: String, reason: String },
+    #[error(
+        "{location} is signed by publisher {publisher}, which is not trusted; \
+         add it to trusted_publishers in the agent's config to accept it"
+    )]
+    Untrusted { location: String, publisher: String },
+    #[error("no release {id} in this agent; GET /v1/releases lists them")]
+    UnknownRelease { id: String },
+    #[error("release {id} is already in this agent")]
+    AlreadyAdded { id: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot listen for the API on {addr}: {source}; choose another address with --api")]
+    ApiListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

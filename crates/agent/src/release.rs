@@ -1,0 +1,156 @@
+//! One release in the agent: its record, its torrent, its live status,
+//! and the helpers around it (the API's view of it, deleting its data).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use engine::{EngineError, Progress};
+use meta::Torrent;
+use serde::Serialize;
+
+use crate::runner::{lock, Phase, Running, SharedStatus, Status};
+use crate::state::ReleaseRecord;
+use crate::AgentError;
+
+#[derive(Debug)]
+pub struct Release {
+    pub record: ReleaseRecord,
+    pub torrent: Arc<Torrent>,
+    pub status: SharedStatus,
+    pub running: Option<Running>,
+}
+
+/// A release as `GET /v1/releases` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseView {
+    pub info_hash: String,
+    pub name: String,
+    pub state: Phase,
+    pub verified_bytes: u64,
+    pub total_bytes: u64,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub bytes_from_peers: u64,
+    pub bytes_from_origin: u64,
+    pub uploaded: u64,
+    pub peers: usize,
+    pub pinned: bool,
+    pub added_at: u64,
+    pub last_used_at: u64,
+    pub error: Option<String>,
+}
+
+pub fn new_release(record: ReleaseRecord, torrent: Arc<Torrent>) -> Release {
+    let progress = Progress {
+        total_bytes: torrent.total_size(),
+        verified_bytes: if record.completed {
+            torrent.total_size()
+        } else {
+            0
+        },
+        ..Progress::default()
+    };
+    let status = Status {
+        phase: if record.completed {
+            Phase::Complete
+        } else {
+            Phase::Paused
+        },
+        progress,
+        completed: record.completed,
+        error: None,
+    };
+    Release {
+        record,
+        torrent,
+        status: Arc::new(Mutex::new(status)),
+        running: None,
+    }
+}
+
+pub fn view(release: &Release) -> ReleaseView {
+    let status = lock(&release.status);
+    let p = &status.progress;
+    ReleaseView {
+        info_hash: release.record.info_hash.clone(),
+        name: release.record.name.clone(),
+        state: if release.record.paused {
+            Phase::Paused
+        } else {
+            status.phase
+        },
+        verified_bytes: p.verified_bytes,
+        total_bytes: p.total_bytes,
+        download_rate: p.download_rate,
+        upload_rate: p.upload_rate,
+        bytes_from_peers: p.bytes_from_peers,
+        bytes_from_origin: p.bytes_from_origin,
+        uploaded: p.uploaded,
+        peers: p.peers,
+        pinned: release.record.pinned,
+        added_at: release.record.added_at,
+        last_used_at: release.record.last_used_at,
+        error: status.error.clone(),
+    }
+}
+
+pub fn find<'a>(
+    releases: &'a mut BTreeMap<String, Release>,
+    id: &str,
+) -> Result<&'a mut Release, AgentError> {
+    releases
+        .get_mut(&id.to_ascii_lowercase())
+        .ok_or_else(|| AgentError::UnknownRelease { id: id.to_owned() })
+}
+
+/// A stopped torrent leaves the engine a moment after its last event;
+/// starting it again in that window finds it "already running".
+pub async fn retry_while_stopping<F, Fut>(
+    mut start: F,
+) -> Result<engine::TorrentHandle, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<engine::TorrentHandle, EngineError>>,
+{
+    for _ in 0..50 {
+        match start().await {
+            Err(EngineError::AlreadyRunning) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+    start().await
+}
+
+/// Deletes `out_dir/NAME` and the engine's staging folder for it,
+/// `.NAME.TAG.shoal-partial` (NAME cut to 200 bytes, TAG the first 8 hex
+/// digits of the info-hash): the engine's naming, repeated here because it
+/// does not expose it. Nothing else in `out_dir` is touched.
+pub fn delete_data(out_dir: &Path, name: &str, id: &str) -> Result<(), AgentError> {
+    let final_path = out_dir.join(name);
+    if final_path.is_dir() {
+        std::fs::remove_dir_all(&final_path).map_err(|e| io_error(&final_path, e))?;
+    } else if final_path.exists() {
+        std::fs::remove_file(&final_path).map_err(|e| io_error(&final_path, e))?;
+    }
+    let mut cut = name.len().min(200);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let tag = id.get(..8).unwrap_or(id);
+    let staging = out_dir.join(format!(".{}.{tag}.shoal-partial", &name[..cut]));
+    if staging.is_dir() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    }
+    Ok(())
+}
+
+pub fn io_error(path: &Path, source: std::io::Error) -> AgentError {
+    AgentError::State(crate::state::StateError::Io {
+        path: path.to_owned(),
+        action: "write",
+        source,
+    })
+}

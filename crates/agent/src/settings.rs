@@ -1,0 +1,199 @@
+//! The agent's settings: one struct, read from a TOML config file at the
+//! platform's usual place and overridden by command-line flags. Caps and
+//! seeding can also change at run time through the API; those choices are
+//! kept in the state folder (see `state.rs`) and win over the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Longest config file we read: settings are a few lines.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Most trusted publisher keys we accept in one config.
+pub const MAX_TRUSTED_KEYS: usize = 256;
+
+/// Everything the agent needs to run. Rates are bytes/s, 0 = unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Where the local API listens. Loopback only is the safe choice: the
+    /// API trusts whoever holds the token file.
+    pub api: SocketAddr,
+    /// Where peers connect to us.
+    pub listen: SocketAddr,
+    /// The agent's own files: release list, torrents, API token.
+    pub state_dir: PathBuf,
+    /// Where releases are downloaded to.
+    pub download_dir: PathBuf,
+    pub max_upload_bps: u64,
+    pub max_download_bps: u64,
+    /// Keep sharing releases once they are complete.
+    pub seeding: bool,
+    /// Publisher public keys (64 hex digits) whose releases we accept.
+    pub trusted_publishers: Vec<String>,
+}
+
+/// The default API port: fixed, so that a download page's script can find
+/// the agent (see the browser hand-off in DESIGN.md).
+pub const DEFAULT_API: &str = "127.0.0.1:6880";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:6881";
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        let dirs = directories::ProjectDirs::from("", "", "shoal");
+        let state_dir = dirs
+            .as_ref()
+            .map(|d| d.data_local_dir().to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".shoal-agent"));
+        let download_dir = directories::UserDirs::new()
+            .and_then(|u| u.download_dir().map(|d| d.join("shoal")))
+            .unwrap_or_else(|| state_dir.join("downloads"));
+        AgentSettings {
+            api: SocketAddr::from(([127, 0, 0, 1], 6880)),
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            state_dir,
+            download_dir,
+            max_upload_bps: 0,
+            max_download_bps: 0,
+            seeding: true,
+            trusted_publishers: Vec::new(),
+        }
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the config file {path} is larger than {MAX_CONFIG_BYTES} bytes; is it the right file?"
+    )]
+    TooLarge { path: PathBuf },
+    #[error("the config file {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The config file's usual place: `config.toml` in the platform's config
+/// folder for "shoal" (e.g. `~/.config/shoal/` on Linux).
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "shoal").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl AgentSettings {
+    /// Reads `path`; a missing file at the default place means defaults,
+    /// but a file the user named (`required`) must exist.
+    pub fn load(path: &Path, required: bool) -> Result<AgentSettings, SettingsError> {
+        use std::io::Read;
+        let file = match std::fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(AgentSettings::default())
+            }
+            other => other.map_err(|source| SettingsError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+        };
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|source| SettingsError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(SettingsError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let settings: AgentSettings =
+            toml::from_str(&text).map_err(|e| SettingsError::Invalid {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        settings
+            .trusted_keys()
+            .map_err(|reason| SettingsError::Invalid {
+                path: path.to_owned(),
+                reason,
+            })?;
+        Ok(settings)
+    }
+
+    /// The trusted publisher keys as bytes; says which entry is malformed.
+    pub fn trusted_keys(&self) -> Result<Vec<[u8; 32]>, String> {
+        if self.trusted_publishers.len() > MAX_TRUSTED_KEYS {
+            return Err(format!(
+                "at most {MAX_TRUSTED_KEYS} trusted_publishers are allowed"
+            ));
+        }
+        self.trusted_publishers
+            .iter()
+            .map(|text| parse_key(text))
+            .collect()
+    }
+}
+
+/// A publisher key: 64 hex digits.
+pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut key)
+        .map_err(|_| format!("{text:?} is not a publisher key (64 hex digits)"))?;
+    Ok(key)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_default_file_means_defaults_but_a_named_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.toml");
+        assert_eq!(
+            AgentSettings::load(&path, false).unwrap(),
+            AgentSettings::default()
+        );
+        assert!(matches!(
+            AgentSettings::load(&path, true),
+            Err(SettingsError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn the_file_overrides_some_fields_and_keeps_the_defaults_of_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let key = "ab".repeat(32);
+        std::fs::write(
+            &path,
+            format!("max_upload_bps = 1000\nseeding = false\ntrusted_publishers = [\"{key}\"]\n"),
+        )
+        .unwrap();
+        let settings = AgentSettings::load(&path, true).unwrap();
+        assert_eq!(settings.max_upload_bps, 1000);
+        assert!(!settings.seeding);
+        assert_eq!(settings.api.to_string(), DEFAULT_API);
+        assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(settings.trusted_keys().unwrap(), vec![[0xab; 32]]);
+    }
+
+    #[test]
+    fn typos_and_bad_keys_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "max_uplaod_bps = 1\n").unwrap();
+        let error = AgentSettings::load(&path, true).unwrap_err().to_string();
+        assert!(error.contains("config.toml"), "{error}");
+        std::fs::write(&path, "trusted_publishers = [\"xyz\"]\n").unwrap();
+        let error = AgentSettings::load(&path, true).unwrap_err().to_string();
+        assert!(error.contains("xyz"), "{error}");
+    }
+}
