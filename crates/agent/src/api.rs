@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -13,7 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::guard::{self, Guard};
+use crate::handoff::normalize_origin;
 use crate::releases::{Releases, SettingsUpdate};
+use crate::stream;
 use crate::AgentError;
 
 /// Largest request body: a URL or a few settings.
@@ -27,11 +31,24 @@ pub struct ApiState {
     pub releases: Arc<Releases>,
     /// The settings that cannot change at run time, as shown by GET.
     pub fixed: serde_json::Value,
+    /// Where the API answers: stream URLs point here.
+    pub api_addr: SocketAddr,
 }
+
+/// The web UI and the hand-off script, compiled in: the agent serves
+/// itself, with nothing to install beside the binary.
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const SHOAL_JS: &str = include_str!("../web/shoal.js");
 
 pub fn router(state: ApiState, guard: Guard) -> Router {
     Router::new()
+        .route("/", get(index))
+        .route("/shoal.js", get(script))
+        .route("/v1/handoff", post(handoff).options(handoff_preflight))
+        .route("/v1/stream/{secret}", get(stream_file).head(stream_file))
         .route("/v1/releases", get(list).post(add))
+        .route("/v1/releases/{id}/pin", post(pin))
+        .route("/v1/releases/{id}/unpin", post(unpin))
         .route("/v1/releases/{id}", delete(remove))
         .route("/v1/releases/{id}/pause", post(pause))
         .route("/v1/releases/{id}/resume", post(resume))
@@ -57,6 +74,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self.0 {
             AgentError::Fetch { .. } | AgentError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AgentError::Forbidden(_) => StatusCode::FORBIDDEN,
             AgentError::NotATorrent { .. }
             | AgentError::Unsigned { .. }
             | AgentError::BadSignature { .. }
@@ -84,14 +102,163 @@ struct AddRequest {
 }
 
 async fn add(State(state): State<ApiState>, Json(request): Json<AddRequest>) -> ApiResult {
-    if request.torrent.is_empty() || request.torrent.len() > MAX_SOURCE_LEN {
+    check_source_length(&request.torrent)?;
+    let release = state.releases.add(&request.torrent).await?;
+    Ok((StatusCode::CREATED, Json(release)).into_response())
+}
+
+async fn pin(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.releases.pin(&id, true).await?).into_response())
+}
+
+async fn unpin(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.releases.pin(&id, false).await?).into_response())
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            // The page runs only its own inline code and talks only to us.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SHOAL_JS,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HandoffQuery {
+    torrent: String,
+}
+
+/// The page's origin, from its `Origin` header, in the form browsers
+/// compare; a request without one did not come from a page.
+fn page_origin(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(normalize_origin)
+        .ok_or_else(|| {
+            ApiError(AgentError::Forbidden(
+                "a hand-off comes from a web page, with its Origin header".to_owned(),
+            ))
+        })
+}
+
+fn check_source_length(torrent: &str) -> Result<(), ApiError> {
+    if torrent.is_empty() || torrent.len() > MAX_SOURCE_LEN {
         return Err(AgentError::Invalid(format!(
             "\"torrent\" must be a URL or path of 1 to {MAX_SOURCE_LEN} bytes"
         ))
         .into());
     }
-    let release = state.releases.add(&request.torrent).await?;
-    Ok((StatusCode::CREATED, Json(release)).into_response())
+    Ok(())
+}
+
+/// CORS headers for `origin`, which passed every check: only that origin
+/// may read the answer (never `*`).
+fn cors_for(origin: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers
+}
+
+/// `POST /v1/handoff?torrent=URL` from a publisher's page.
+async fn handoff(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<HandoffQuery>,
+) -> ApiResult {
+    let origin = page_origin(&headers)?;
+    check_source_length(&query.torrent)?;
+    let answer = state
+        .releases
+        .handoff(&origin, &query.torrent, false)
+        .await?
+        .ok_or_else(|| ApiError(AgentError::Internal("no hand-off answer".into())))?;
+    let body = json!({
+        "stream_url": format!("http://{}{}", state.api_addr, answer.stream_path),
+        "info_hash": answer.info_hash,
+        "name": answer.name,
+        "size": answer.size,
+    });
+    Ok((cors_for(&origin), Json(body)).into_response())
+}
+
+/// The CORS (and Private Network Access) preflight of a hand-off,
+/// answered yes only for an origin the release's manifest lists.
+async fn handoff_preflight(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<HandoffQuery>,
+) -> ApiResult {
+    let origin = page_origin(&headers)?;
+    check_source_length(&query.torrent)?;
+    let asked = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|v| v.to_str().ok());
+    if asked != Some("POST") {
+        return Err(AgentError::Forbidden("a hand-off is a POST".to_owned()).into());
+    }
+    state
+        .releases
+        .handoff(&origin, &query.torrent, true)
+        .await?;
+    let mut answer = cors_for(&origin);
+    answer.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    answer.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    answer.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    if headers.contains_key("access-control-request-private-network") {
+        answer.insert(
+            "access-control-allow-private-network",
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok((StatusCode::NO_CONTENT, answer).into_response())
+}
+
+/// `GET /v1/stream/SECRET`: the file, in order, as it is verified.
+async fn stream_file(
+    State(state): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(secret): Path<String>,
+) -> ApiResult {
+    let plan = state.releases.stream(&secret).await?;
+    Ok(stream::respond(
+        plan.source,
+        &plan.name,
+        plan.length,
+        &headers,
+        method == Method::HEAD,
+    ))
 }
 
 async fn pause(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
@@ -124,6 +291,7 @@ fn settings_json(state: &ApiState) -> serde_json::Value {
         object.insert("max_upload_bps".into(), caps.max_upload_bps.into());
         object.insert("max_download_bps".into(), caps.max_download_bps.into());
         object.insert("seeding".into(), caps.seeding.into());
+        object.insert("shared_quota_bytes".into(), caps.shared_quota_bytes.into());
     }
     value
 }

@@ -24,6 +24,7 @@ pub struct Daemon {
     listener: TcpListener,
     api_addr: SocketAddr,
     token_path: PathBuf,
+    token: String,
     releases: Arc<Releases>,
     router: axum::Router,
 }
@@ -48,6 +49,7 @@ impl Daemon {
             max_upload_bps: settings.max_upload_bps,
             max_download_bps: settings.max_download_bps,
             seeding: settings.seeding,
+            shared_quota_bytes: settings.shared_quota_bytes,
         });
         let engine = start_engine(&settings, caps).await?;
         let listener =
@@ -82,13 +84,15 @@ impl Daemon {
             ApiState {
                 releases: releases.clone(),
                 fixed,
+                api_addr,
             },
-            Guard::new(api_addr.port(), token),
+            Guard::new(api_addr.port(), token.clone()),
         );
         Ok(Daemon {
             listener,
             api_addr,
             token_path: token::token_path(&settings.state_dir),
+            token,
             releases,
             router,
         })
@@ -102,6 +106,12 @@ impl Daemon {
     /// Where peers connect.
     pub fn listen_addr(&self) -> SocketAddr {
         self.releases.engine().listen_addr()
+    }
+
+    /// The web UI's address, with the token in the fragment: browsers do
+    /// not send a fragment, so the token reaches the page and no server.
+    pub fn ui_url(&self) -> String {
+        format!("http://{}/#token={}", self.api_addr, self.token)
     }
 
     /// The file holding the API token.

@@ -4,7 +4,11 @@
 //!   on `attacker.example` that rebinds its DNS name to 127.0.0.1 still
 //!   sends `Host: attacker.example` and is refused (DNS rebinding);
 //! * anything that changes state needs the per-install token, which only
-//!   the user's own programs can read from the state folder.
+//!   the user's own programs (and the agent's own web UI) know, and must
+//!   not come from another origin's page;
+//! * the one exception is the hand-off (`/v1/handoff`), which a
+//!   publisher's page calls without a token: its handler admits only
+//!   origins the release's signed manifest lists (see `handoff.rs`).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -16,24 +20,43 @@ use crate::token::same_token;
 
 /// The header that carries the token.
 pub const TOKEN_HEADER: &str = "x-shoal-token";
+/// The path a page may call without the token.
+const HANDOFF_PATH: &str = "/v1/handoff";
 
 /// What the guard checks against.
 #[derive(Debug, Clone)]
 pub struct Guard {
     /// `127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`.
     allowed_hosts: Vec<String>,
+    /// The same, as the origins of the agent's own web UI.
+    own_origins: Vec<String>,
     token: String,
 }
 
 impl Guard {
     pub fn new(port: u16, token: String) -> Guard {
+        let allowed_hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|host| format!("{host}:{port}"))
+            .collect();
         Guard {
-            allowed_hosts: ["127.0.0.1", "localhost", "[::1]"]
+            own_origins: allowed_hosts
                 .iter()
-                .map(|host| format!("{host}:{port}"))
+                .map(|host| format!("http://{host}"))
                 .collect(),
+            allowed_hosts,
             token,
         }
+    }
+
+    /// A request with no `Origin` is not from a page (curl, the CLI); one
+    /// with ours is the web UI.
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origin.is_none_or(|origin| {
+            self.own_origins
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(origin))
+        })
     }
 
     fn host_allowed(&self, host: &str) -> bool {
@@ -57,7 +80,19 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
         ));
     }
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    if !read_only {
+    let handoff = request.uri().path() == HANDOFF_PATH
+        && matches!(*request.method(), Method::POST | Method::OPTIONS);
+    if !read_only && !handoff {
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .map(|value| value.to_str().unwrap_or("invalid"));
+        if !guard.origin_allowed(origin) {
+            return refuse(format!(
+                "a page on {} may not change the agent's state",
+                origin.unwrap_or_default()
+            ));
+        }
         let given = request
             .headers()
             .get(TOKEN_HEADER)
@@ -109,5 +144,16 @@ mod tests {
         ] {
             assert!(!guard.host_allowed(host), "{host}");
         }
+    }
+
+    #[test]
+    fn only_our_own_pages_or_no_page_may_change_state() {
+        let guard = Guard::new(6880, "t".into());
+        assert!(guard.origin_allowed(None));
+        assert!(guard.origin_allowed(Some("http://127.0.0.1:6880")));
+        assert!(guard.origin_allowed(Some("http://localhost:6880")));
+        assert!(!guard.origin_allowed(Some("http://127.0.0.1:6881")));
+        assert!(!guard.origin_allowed(Some("https://attacker.example")));
+        assert!(!guard.origin_allowed(Some("null")));
     }
 }

@@ -8,12 +8,15 @@
 mod api;
 mod daemon;
 mod guard;
+pub mod handoff;
+pub mod quota;
 mod release;
 mod releases;
 mod runner;
 pub mod settings;
 pub mod source;
 pub mod state;
+pub mod stream;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -47,6 +50,9 @@ pub enum AgentError {
     AlreadyAdded { id: String },
     #[error("{0}")]
     Invalid(String),
+    /// A web page asked for something its origin may not have.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("cannot listen for the API on {addr}: {source}; choose another address with --api")]
     ApiListen {
         addr: SocketAddr,

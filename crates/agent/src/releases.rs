@@ -10,6 +10,8 @@ use engine::storage::StorageError;
 use engine::{Engine, EngineError};
 use serde::Deserialize;
 
+use crate::handoff::{self, Handoffs};
+use crate::quota::{self, QuotaEntry};
 pub use crate::release::ReleaseView;
 use crate::release::{
     delete_data, find, io_error, new_release, retry_while_stopping, view, Release,
@@ -18,6 +20,7 @@ pub use crate::runner::Phase;
 use crate::runner::{lock, Running};
 use crate::source;
 use crate::state::{unix_now, write_atomically, ReleaseRecord, RuntimeCaps, StateFile};
+use crate::stream::StreamSource;
 use crate::AgentError;
 
 /// Most releases one agent holds; each costs a task and some memory.
@@ -30,6 +33,25 @@ pub struct SettingsUpdate {
     pub max_upload_bps: Option<u64>,
     pub max_download_bps: Option<u64>,
     pub seeding: Option<bool>,
+    pub shared_quota_bytes: Option<u64>,
+}
+
+/// What a page's hand-off gets: where the browser downloads the file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HandoffAnswer {
+    /// The path of the stream URL, `/v1/stream/SECRET`.
+    pub stream_path: String,
+    pub info_hash: String,
+    pub name: String,
+    pub size: u64,
+}
+
+/// A stream's source, the file's name and its length.
+#[derive(Debug)]
+pub struct StreamPlan {
+    pub source: StreamSource,
+    pub name: String,
+    pub length: u64,
 }
 
 /// The agent's releases and the engine that runs them.
@@ -41,6 +63,7 @@ pub struct Releases {
     trusted: Vec<[u8; 32]>,
     caps: Mutex<RuntimeCaps>,
     releases: tokio::sync::Mutex<BTreeMap<String, Release>>,
+    handoffs: Handoffs,
     /// Lets a runner persist a completion without holding a strong cycle.
     this: std::sync::Weak<Releases>,
 }
@@ -60,6 +83,7 @@ impl Releases {
             trusted,
             caps: Mutex::new(caps),
             releases: tokio::sync::Mutex::new(BTreeMap::new()),
+            handoffs: Handoffs::default(),
             this: this.clone(),
         })
     }
@@ -98,7 +122,21 @@ impl Releases {
     pub async fn add(&self, source_text: &str) -> Result<ReleaseView, AgentError> {
         let (torrent, bytes) = source::load(source_text).await?;
         source::check_publisher(source_text, &torrent, &self.trusted)?;
+        self.add_checked(torrent, bytes).await
+    }
+
+    /// Adds a release whose publisher was checked, making room for it
+    /// under the quota first.
+    async fn add_checked(
+        &self,
+        torrent: meta::Torrent,
+        bytes: Vec<u8>,
+    ) -> Result<ReleaseView, AgentError> {
         let id = source::release_id(&torrent);
+        if self.releases.lock().await.contains_key(&id) {
+            return Err(AgentError::AlreadyAdded { id });
+        }
+        self.enforce_quota(torrent.total_size()).await;
         let mut releases = self.releases.lock().await;
         if releases.contains_key(&id) {
             return Err(AgentError::AlreadyAdded { id });
@@ -135,6 +173,143 @@ impl Releases {
 
     pub async fn list(&self) -> Vec<ReleaseView> {
         self.releases.lock().await.values().map(view).collect()
+    }
+
+    /// Pins a release (never evicted by the quota) or unpins it.
+    pub async fn pin(&self, id: &str, pinned: bool) -> Result<ReleaseView, AgentError> {
+        let mut releases = self.releases.lock().await;
+        let release = find(&mut releases, id)?;
+        release.record.pinned = pinned;
+        let view = view(release);
+        drop(releases);
+        self.persist().await?;
+        if !pinned {
+            self.enforce_quota(0).await;
+        }
+        Ok(view)
+    }
+
+    /// A page on `page_origin` asks for the release at `torrent_url` (see
+    /// `handoff.rs` for what it must prove). With `check_only` nothing is
+    /// added (a CORS preflight); otherwise the release is added or resumed
+    /// and a stream URL issued for it.
+    pub async fn handoff(
+        &self,
+        page_origin: &str,
+        torrent_url: &str,
+        check_only: bool,
+    ) -> Result<Option<HandoffAnswer>, AgentError> {
+        handoff::check_page_origin(page_origin, torrent_url)?;
+        let (torrent, bytes) = source::load(torrent_url).await?;
+        let publisher = handoff::publisher_for_origin(torrent_url, &torrent, page_origin)?;
+        if !self.trusted.contains(&publisher) {
+            let vouched = self
+                .handoffs
+                .origin_vouches(page_origin, &publisher)
+                .await
+                .map_err(|reason| AgentError::Fetch {
+                    location: format!("{page_origin}/.well-known/shoal.json"),
+                    reason,
+                })?;
+            if !vouched {
+                return Err(AgentError::Untrusted {
+                    location: torrent_url.to_owned(),
+                    publisher: hex::encode(publisher),
+                });
+            }
+        }
+        if single_file(&torrent).is_none() {
+            return Err(AgentError::Invalid(format!(
+                "{torrent_url} holds several files; the browser hand-off serves single-file releases"
+            )));
+        }
+        if check_only {
+            return Ok(None);
+        }
+        let id = source::release_id(&torrent);
+        let answer = |view: &ReleaseView| HandoffAnswer {
+            stream_path: format!("/v1/stream/{}", self.handoffs.issue(&view.info_hash)),
+            info_hash: view.info_hash.clone(),
+            name: view.name.clone(),
+            size: view.total_bytes,
+        };
+        match self.add_checked(torrent, bytes).await {
+            Ok(view) => Ok(Some(answer(&view))),
+            // Asked for again: start it if it was paused, and stream it.
+            Err(AgentError::AlreadyAdded { .. }) => Ok(Some(answer(&self.resume(&id).await?))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the stream `secret` serves, if it was issued and is valid.
+    pub async fn stream(&self, secret: &str) -> Result<StreamPlan, AgentError> {
+        let unknown = || AgentError::UnknownRelease {
+            id: "for this stream URL (it expired, or the release was removed)".to_owned(),
+        };
+        let id = self.handoffs.redeem(secret).ok_or_else(unknown)?;
+        let mut releases = self.releases.lock().await;
+        let release = releases.get_mut(&id).ok_or_else(unknown)?;
+        release.record.last_used_at = unix_now();
+        let (file, entry) = single_file(&release.torrent).ok_or_else(unknown)?;
+        let name = entry
+            .path
+            .components()
+            .last()
+            .cloned()
+            .unwrap_or_else(|| release.torrent.name.clone());
+        let length = entry.length;
+        let running = release.running.as_ref().filter(|r| !r.is_finished());
+        let source = match running {
+            Some(running) => StreamSource::Live {
+                reader: running.reader(),
+                file,
+            },
+            None if lock(&release.status).completed => StreamSource::OnDisk {
+                path: engine::storage::file_path(&release.torrent, &release.record.out_dir, file),
+            },
+            None => {
+                return Err(AgentError::Invalid(format!(
+                    "release {} is paused; resume it to download it",
+                    release.record.name
+                )))
+            }
+        };
+        Ok(StreamPlan {
+            source,
+            name,
+            length,
+        })
+    }
+
+    /// Evicts least recently used shared releases until the quota has
+    /// room for `incoming` more bytes.
+    async fn enforce_quota(&self, incoming: u64) {
+        let quota_bytes = self.caps().shared_quota_bytes;
+        if quota_bytes == 0 {
+            return;
+        }
+        let evict = {
+            let releases = self.releases.lock().await;
+            let entries: Vec<QuotaEntry> = releases
+                .values()
+                .map(|r| QuotaEntry {
+                    id: r.record.info_hash.clone(),
+                    size: r.torrent.total_size(),
+                    completed: lock(&r.status).completed,
+                    pinned: r.record.pinned,
+                    last_used_at: r.record.last_used_at,
+                })
+                .collect();
+            quota::evictions(&entries, quota_bytes, incoming)
+        };
+        for id in evict {
+            match self.remove(&id, true).await {
+                Ok(()) => {
+                    tracing::info!("removed shared release {id} to stay within the disk quota")
+                }
+                Err(e) => tracing::warn!("cannot remove release {id} for the disk quota: {e}"),
+            }
+        }
     }
 
     /// Stops a release and remembers that it is paused.
@@ -196,6 +371,7 @@ impl Releases {
             caps.max_upload_bps = update.max_upload_bps.unwrap_or(caps.max_upload_bps);
             caps.max_download_bps = update.max_download_bps.unwrap_or(caps.max_download_bps);
             caps.seeding = update.seeding.unwrap_or(caps.seeding);
+            caps.shared_quota_bytes = update.shared_quota_bytes.unwrap_or(caps.shared_quota_bytes);
             *caps
         };
         self.engine.upload_limit().set_rate(caps.max_upload_bps);
@@ -217,6 +393,9 @@ impl Releases {
             }
         }
         self.persist().await?;
+        if update.shared_quota_bytes.is_some() {
+            self.enforce_quota(0).await;
+        }
         Ok(caps)
     }
 
@@ -303,6 +482,8 @@ impl Releases {
                     if let Err(e) = this.persist().await {
                         tracing::warn!("cannot save the agent's state: {e}");
                     }
+                    // One more shared release: it may push others out.
+                    this.enforce_quota(0).await;
                 });
             }
         })
@@ -323,4 +504,11 @@ impl Releases {
         };
         Ok(state.save(&self.state_dir)?)
     }
+}
+
+/// The one data file of a single-file release, with its index.
+fn single_file(torrent: &meta::Torrent) -> Option<(usize, &meta::FileEntry)> {
+    let mut files = torrent.files.iter().enumerate().filter(|(_, f)| !f.pad);
+    let first = files.next()?;
+    files.next().is_none().then_some(first)
 }

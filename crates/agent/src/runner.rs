@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use engine::{Progress, TorrentEvent, TorrentHandle};
+use engine::{PieceReader, Progress, TorrentEvent, TorrentHandle};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -41,6 +41,7 @@ pub fn lock(status: &SharedStatus) -> std::sync::MutexGuard<'_, Status> {
 pub struct Running {
     stop: Arc<Notify>,
     task: JoinHandle<()>,
+    reader: PieceReader,
 }
 
 /// How long a torrent may take to say goodbye to its trackers and save.
@@ -56,6 +57,7 @@ impl Running {
     ) -> Running {
         let stop = Arc::new(Notify::new());
         let stop_requested = stop.clone();
+        let reader = handle.reader();
         let task = tokio::spawn(async move {
             let mut on_complete = Some(on_complete);
             let mut stopping = false;
@@ -88,7 +90,12 @@ impl Running {
             status.progress.download_rate = 0;
             status.progress.upload_rate = 0;
         });
-        Running { stop, task }
+        Running { stop, task, reader }
+    }
+
+    /// Reads the release's verified bytes, for streaming.
+    pub fn reader(&self) -> PieceReader {
+        self.reader.clone()
     }
 
     /// Stops the torrent and waits (bounded) for it to save its progress.

@@ -31,6 +31,10 @@ pub struct AgentSettings {
     pub max_download_bps: u64,
     /// Keep sharing releases once they are complete.
     pub seeding: bool,
+    /// Disk space for complete releases kept only for sharing (not
+    /// pinned), in bytes; the least recently used are removed past it.
+    /// 0 = no limit.
+    pub shared_quota_bytes: u64,
     /// Publisher public keys (64 hex digits) whose releases we accept.
     pub trusted_publishers: Vec<String>,
 }
@@ -58,6 +62,7 @@ impl Default for AgentSettings {
             max_upload_bps: 0,
             max_download_bps: 0,
             seeding: true,
+            shared_quota_bytes: 0,
             trusted_publishers: Vec::new(),
         }
     }

@@ -26,7 +26,7 @@ pub struct ReleaseRecord {
     pub paused: bool,
     /// Every piece verified and the release in its final place.
     pub completed: bool,
-    /// Kept when a disk quota needs room (quotas are not built yet).
+    /// Kept when the disk quota needs room (see `quota.rs`).
     pub pinned: bool,
     /// Unix seconds.
     pub added_at: u64,
@@ -39,6 +39,9 @@ pub struct RuntimeCaps {
     pub max_upload_bps: u64,
     pub max_download_bps: u64,
     pub seeding: bool,
+    /// Bytes of complete, unpinned releases kept for sharing; 0 = no limit.
+    #[serde(default)]
+    pub shared_quota_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +150,7 @@ mod tests {
                 max_upload_bps: 5,
                 max_download_bps: 6,
                 seeding: false,
+                shared_quota_bytes: 7,
             }),
         };
         state.save(dir.path()).unwrap();

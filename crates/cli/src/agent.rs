@@ -38,6 +38,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             daemon.token_path().display(),
             daemon.listen_addr()
         );
+        eprintln!("web UI: {}", daemon.ui_url());
         daemon.serve(crate::transfer::stop_requested()).await;
         Ok(ExitCode::SUCCESS)
     })

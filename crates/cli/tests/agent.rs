@@ -12,154 +12,21 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/agent_api.rs"]
+mod agent_api;
 mod common;
 #[path = "common/swarm.rs"]
 // Its re-export of the libtorrent driver is not needed here.
 #[allow(unused_imports)]
 mod swarm;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use common::{field, run, shoal, write_random_file};
-use swarm::{assert_same_content, LocalTracker, Proc, Scene};
-
-const MIB: u64 = 1024 * 1024;
-
-/// A running agent and what a client needs to talk to it.
-struct Agent {
-    _proc: Proc,
-    addr: SocketAddr,
-    token: String,
-}
-
-impl Agent {
-    fn start(scene: &Scene, name: &str, config: &Path, state: &Path) -> Agent {
-        let mut cmd = shoal();
-        cmd.arg("agent").arg("--config").arg(config);
-        let mut proc = scene.spawn(name, &mut cmd);
-        let addr = proc.next_line(Instant::now() + Duration::from_secs(30), |line| {
-            line.strip_prefix("agent listening on http://")
-                .map(|a| a.parse().unwrap())
-        });
-        let token = std::fs::read_to_string(state.join("api-token")).unwrap();
-        Agent {
-            _proc: proc,
-            addr,
-            token,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.addr.port())
-    }
-
-    /// A request with the right `Host` and token; panics unless `expect`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>, expect: u16) -> Value {
-        let (status, text) = http(
-            self.addr,
-            method,
-            path,
-            &self.host(),
-            Some(&self.token),
-            body,
-        );
-        assert_eq!(status, expect, "{method} {path} answered: {text}");
-        assert!(
-            !text.contains(&self.token),
-            "{method} {path} leaked the token"
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// The one release the agent lists.
-    fn release(&self) -> Value {
-        let list = self.call("GET", "/v1/releases", None, 200);
-        let releases = field(&list, "releases").as_array().unwrap().clone();
-        assert_eq!(releases.len(), 1, "expected one release: {list:#}");
-        releases[0].clone()
-    }
-}
-
-/// One HTTP/1.1 exchange; returns the status and the body.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    host: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, String) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(token) = token {
-        request.push_str(&format!("X-Shoal-Token: {token}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// A key pair; returns the key file and the public key in hex.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let out = run(shoal().arg("keygen").arg("--out").arg(&key));
-    (
-        key,
-        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-    )
-}
-
-/// Publishes `data` signed with `key`; returns the torrent's path.
-fn publish(data: &Path, key: &Path, tracker: &str, out: &Path) -> PathBuf {
-    run(shoal()
-        .arg("publish")
-        .arg(data)
-        .arg("--key")
-        .arg(key)
-        .args(["--tracker", tracker, "--piece-size", "65536", "--out"])
-        .arg(out));
-    out.to_owned()
-}
-
-/// An agent config on loopback, trusting `publisher`.
-fn write_config(scene: &Scene, publisher: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let (state, downloads) = (scene.path("state"), scene.path("downloads"));
-    let config = scene.path("agent.toml");
-    // Literal TOML strings: Windows paths keep their backslashes.
-    let text = format!(
-        "api = \"127.0.0.1:0\"\nlisten = \"127.0.0.1:0\"\nstate_dir = '{}'\n\
-         download_dir = '{}'\ntrusted_publishers = [\"{publisher}\"]\n",
-        state.display(),
-        downloads.display()
-    );
-    std::fs::write(&config, text).unwrap();
-    (config, state, downloads)
-}
+use agent_api::{bytes, http, keygen, publish, wait_release, write_config, Agent, MIB};
+use common::{field, shoal, write_random_file};
+use swarm::{assert_same_content, LocalTracker, Scene};
 
 #[test]
 fn the_api_refuses_foreign_hosts_missing_tokens_and_untrusted_releases() {
@@ -229,31 +96,6 @@ fn the_api_refuses_foreign_hosts_missing_tokens_and_untrusted_releases() {
     assert_eq!(field(&settings, "max_upload_bps"), 12345);
     assert_eq!(field(&settings, "max_download_bps"), 678);
     assert_eq!(field(&settings, "seeding"), false);
-}
-
-/// Polls the release until `done` holds, panicking with `what` and the
-/// last listing at `deadline`.
-fn wait_release(
-    agent: &Agent,
-    deadline: Instant,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    loop {
-        let release = agent.release();
-        if done(&release) {
-            return release;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {release:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn bytes(release: &Value, key: &str) -> u64 {
-    field(release, key).as_u64().unwrap()
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod announcer;
 mod connection;
 mod events;
 mod rate_limit;
+mod reader;
 pub mod resume;
 mod session;
 mod settings;
@@ -23,11 +24,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use meta::Torrent;
 use swarm::{Bitfield, Swarm};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use wire::Handshake;
 
 pub use events::{Progress, TorrentEvent};
 pub use rate_limit::RateLimiter;
+pub use reader::{PieceReader, ReadError};
 pub use settings::EngineSettings;
 
 use session::{Internal, Session, SessionSetup};
@@ -59,12 +61,18 @@ pub enum EngineError {
 pub struct TorrentHandle {
     events: mpsc::Receiver<TorrentEvent>,
     control: mpsc::Sender<Internal>,
+    reader: PieceReader,
 }
 
 impl TorrentHandle {
     /// The next event; `None` after `Stopped`.
     pub async fn next_event(&mut self) -> Option<TorrentEvent> {
         self.events.recv().await
+    }
+
+    /// Reads the release's bytes as its pieces are verified.
+    pub fn reader(&self) -> PieceReader {
+        self.reader.clone()
     }
 
     /// Peers to connect to, besides those trackers name.
@@ -289,9 +297,13 @@ impl Engine {
             swarm.set_origin(now, &self.shared.peer_id);
         }
         let (events_tx, events_rx) = mpsc::channel(256);
+        let (verified_tx, verified_rx) = watch::channel(swarm.have().clone());
+        let store = Arc::new(store);
+        let reader = PieceReader::new(store.clone(), verified_rx);
         let setup = SessionSetup {
             torrent,
-            store: Arc::new(store),
+            store,
+            verified: verified_tx,
             resume,
             swarm,
             settings: self.shared.settings.clone(),
@@ -319,6 +331,7 @@ impl Engine {
         Ok(TorrentHandle {
             events: events_rx,
             control,
+            reader,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use meta::layout::PieceVerdict;
 use meta::Torrent;
-use swarm::{Action, Block, Outgoing, PeerCaps, PeerKey, Swarm};
+use swarm::{Action, Bitfield, Block, Outgoing, PeerCaps, PeerKey, Swarm};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -99,6 +99,8 @@ struct Conn {
 pub(crate) struct SessionSetup {
     pub torrent: Arc<Torrent>,
     pub store: Arc<PieceStore>,
+    /// Pieces verified and written, for readers of the release.
+    pub verified: watch::Sender<Bitfield>,
     pub resume: ResumeState,
     pub swarm: Swarm,
     pub settings: EngineSettings,
@@ -117,6 +119,7 @@ pub(crate) struct SessionSetup {
 pub(crate) struct Session {
     torrent: Arc<Torrent>,
     store: Arc<PieceStore>,
+    verified: watch::Sender<Bitfield>,
     resume: ResumeState,
     resume_dirty: bool,
     resume_saving: bool,
@@ -193,6 +196,7 @@ impl Session {
         let mut session = Session {
             torrent: setup.torrent,
             store: setup.store,
+            verified: setup.verified,
             resume: setup.resume,
             resume_dirty: false,
             resume_saving: false,
@@ -290,6 +294,9 @@ impl Session {
                 Action::UploadReady(key) => self.serve_uploads(key),
                 Action::Verify(piece) => self.verify(piece),
                 Action::PieceVerified(piece) => {
+                    self.verified.send_modify(|have| {
+                        have.set(piece);
+                    });
                     self.resume.mark_verified(piece);
                     self.resume_dirty = true;
                 }

@@ -50,7 +50,7 @@ struct Inner {
 }
 
 /// Where file `index` of `torrent` lives when the release root is in `base`.
-pub(crate) fn file_path(torrent: &Torrent, base: &Path, index: usize) -> PathBuf {
+pub fn file_path(torrent: &Torrent, base: &Path, index: usize) -> PathBuf {
     let root = base.join(&torrent.name);
     match torrent.files.get(index) {
         Some(file) if torrent.multi_file => file.path.under(&root),

@@ -28,6 +28,7 @@ use meta::Torrent;
 use crate::resume::{LoadedResume, ResumeState};
 
 pub use error::StorageError;
+pub use files::file_path;
 pub(crate) use platform::sync_dir;
 
 use files::{Access, OpenFiles};

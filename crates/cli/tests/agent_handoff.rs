@@ -1,0 +1,285 @@
+//! The agent's browser hand-off at the HTTP level, as a page's requests
+//! reach it (the browser itself is driven in `browser_handoff.rs`):
+//!
+//! * only a page on an origin the signed manifest lists, asking for a
+//!   torrent on its own origin, gets a stream URL; every refusal carries
+//!   no CORS header, so the page cannot read it;
+//! * preflights (CORS and Private Network Access) are answered yes for
+//!   that origin only;
+//! * the stream URL is 128 random bits bound to its release, serves the
+//!   file byte-identical with its length and name, and honours ranges;
+//! * another origin's page cannot change the agent's state, token or not.
+
+// In a test a panic is the failure report, so `unwrap` is what we mean.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/agent_api.rs"]
+mod agent_api;
+mod common;
+#[path = "common/swarm.rs"]
+#[allow(unused_imports)]
+mod swarm;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use agent_api::{exchange, keygen, publish_with, write_config, Agent, Answer, StaticSite};
+use common::{field, shoal, write_random_file};
+use swarm::{LocalTracker, Scene};
+
+const SIZE: u64 = 3 * 1024 * 1024 + 12_345;
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A page's hand-off request: `POST` from `origin` (or no page at all).
+fn handoff(agent: &Agent, method: &str, origin: Option<&str>, torrent: &str) -> Answer {
+    let mut headers = Vec::new();
+    if let Some(origin) = origin {
+        headers.push(("Origin", origin.to_owned()));
+    }
+    if method == "OPTIONS" {
+        headers.push(("Access-Control-Request-Method", "POST".to_owned()));
+        headers.push(("Access-Control-Request-Private-Network", "true".to_owned()));
+    }
+    let path = format!("/v1/handoff?torrent={}", encode(torrent));
+    let answer = exchange(agent.addr, method, &path, &agent.host(), &headers, b"");
+    assert!(!answer.text().contains(&agent.token), "the token leaked");
+    answer
+}
+
+fn assert_refused_unreadable(answer: &Answer, status: u16, mentions: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text());
+    assert!(answer.text().contains(mentions), "{}", answer.text());
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        None,
+        "a refusal must not be readable by the page"
+    );
+}
+
+fn release_count(agent: &Agent) -> usize {
+    let list = agent.call("GET", "/v1/releases", None, 200);
+    field(&list, "releases").as_array().unwrap().len()
+}
+
+#[test]
+fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let scene = Scene::new();
+    let tracker = LocalTracker::start(&scene);
+    let keys = scene.dir("keys");
+    let (key, publisher) = keygen(&keys, "publisher.key");
+    let (stranger_key, _) = keygen(&keys, "stranger.key");
+    let seed_dir = scene.dir("seed");
+    let original = seed_dir.join("MyApp-2.0.bin");
+    write_random_file(&original, SIZE, 11);
+
+    let publisher_site_files = |torrent: &[u8], other: &[u8]| {
+        vec![
+            ("/app.torrent".to_owned(), torrent.to_vec()),
+            ("/stranger.torrent".to_owned(), other.to_vec()),
+        ]
+    };
+    // Publish against a site whose address we know before serving it.
+    let port = swarm::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let torrent = publish_with(
+        &original,
+        &key,
+        &tracker.announce,
+        &scene.path("app.torrent"),
+        &["--origin", &origin],
+    );
+    let stranger_torrent = publish_with(
+        &original,
+        &stranger_key,
+        &tracker.announce,
+        &scene.path("stranger.torrent"),
+        &["--origin", &origin],
+    );
+    let torrent_bytes = std::fs::read(&torrent).unwrap();
+    let site = StaticSite::start_on(
+        port,
+        publisher_site_files(&torrent_bytes, &std::fs::read(&stranger_torrent).unwrap()),
+    );
+    assert_eq!(site.origin(), origin);
+    // Another site serving the very same torrent: not in the manifest.
+    let elsewhere = StaticSite::start(vec![("/app.torrent".to_owned(), torrent_bytes)]);
+
+    let mut seed = scene.spawn(
+        "seed",
+        shoal()
+            .arg("seed")
+            .arg(&torrent)
+            .arg("--data")
+            .arg(&seed_dir)
+            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
+    );
+    seed.next_json(deadline, |event| {
+        (event["event"] == "started").then_some(())
+    });
+
+    let (config, state, _) = write_config(&scene, &publisher);
+    let agent = Agent::start(&scene, "agent", &config, &state);
+    let torrent_url = format!("{origin}/app.torrent");
+
+    // Refusals, none readable by the page, none adding a release.
+    assert_refused_unreadable(
+        &handoff(&agent, "POST", None, &torrent_url),
+        403,
+        "Origin header",
+    );
+    assert_refused_unreadable(
+        &handoff(&agent, "POST", Some(&elsewhere.origin()), &torrent_url),
+        403,
+        "its own origin",
+    );
+    let elsewhere_url = format!("{}/app.torrent", elsewhere.origin());
+    assert_refused_unreadable(
+        &handoff(&agent, "POST", Some(&elsewhere.origin()), &elsewhere_url),
+        403,
+        "not among the origins",
+    );
+    assert_refused_unreadable(
+        &handoff(&agent, "OPTIONS", Some(&elsewhere.origin()), &elsewhere_url),
+        403,
+        "not among the origins",
+    );
+    assert_refused_unreadable(
+        &handoff(
+            &agent,
+            "POST",
+            Some(&origin),
+            &format!("{origin}/stranger.torrent"),
+        ),
+        422,
+        "not trusted",
+    );
+    assert_refused_unreadable(
+        &handoff(
+            &agent,
+            "POST",
+            Some(&origin),
+            &format!("{origin}/missing.torrent"),
+        ),
+        400,
+        "404",
+    );
+    assert_eq!(
+        release_count(&agent),
+        0,
+        "a refused hand-off added a release"
+    );
+
+    // The preflight says yes to the publisher's origin, and only to it.
+    let preflight = handoff(&agent, "OPTIONS", Some(&origin), &torrent_url);
+    assert_eq!(preflight.status, 204, "{}", preflight.text());
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(origin.as_str())
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("POST")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-private-network"),
+        Some("true")
+    );
+    assert_eq!(release_count(&agent), 0, "a preflight added a release");
+
+    let accepted = handoff(&agent, "POST", Some(&origin), &torrent_url);
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
+    assert_eq!(
+        accepted.header("access-control-allow-origin"),
+        Some(origin.as_str())
+    );
+    let answer: Value = serde_json::from_slice(&accepted.body).unwrap();
+    assert_eq!(field(&answer, "size"), SIZE);
+    let stream_url = field(&answer, "stream_url").as_str().unwrap().to_owned();
+    let prefix = format!("http://{}/v1/stream/", agent.host());
+    let secret = stream_url
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{stream_url}"));
+    assert_eq!(secret.len(), 32, "128 bits in hex: {secret}");
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(release_count(&agent), 1);
+    // Asking again streams the same release, under a new secret.
+    let again: Value =
+        serde_json::from_slice(&handoff(&agent, "POST", Some(&origin), &torrent_url).body).unwrap();
+    assert_ne!(field(&again, "stream_url"), stream_url.as_str());
+    assert_eq!(release_count(&agent), 1);
+
+    // The stream: whole, ranged, and only through loopback names.
+    let path = format!("/v1/stream/{secret}");
+    let expected = std::fs::read(&original).unwrap();
+    let whole = exchange(agent.addr, "GET", &path, &agent.host(), &[], b"");
+    assert_eq!(whole.status, 200);
+    assert_eq!(
+        whole.header("content-length"),
+        Some(SIZE.to_string().as_str())
+    );
+    let disposition = whole.header("content-disposition").unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment; filename=\"MyApp-2.0.bin\""),
+        "{disposition}"
+    );
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert!(
+        whole.body == expected,
+        "the streamed file differs from the release"
+    );
+    let range = [("Range", "bytes=1000000-1999999".to_owned())];
+    let part = exchange(agent.addr, "GET", &path, &agent.host(), &range, b"");
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 1000000-1999999/{SIZE}").as_str())
+    );
+    assert!(part.body == expected[1_000_000..2_000_000]);
+    let beyond = [("Range", format!("bytes={SIZE}-"))];
+    let past = exchange(agent.addr, "GET", &path, &agent.host(), &beyond, b"");
+    assert_eq!(past.status, 416);
+    let foreign = exchange(agent.addr, "GET", &path, "attacker.example", &[], b"");
+    assert_eq!(foreign.status, 403);
+    let guessed = format!("/v1/stream/{}", "0".repeat(32));
+    assert_eq!(
+        exchange(agent.addr, "GET", &guessed, &agent.host(), &[], b"").status,
+        404
+    );
+
+    // Another origin's page cannot change state, even holding the token.
+    for token in [None, Some(agent.token.clone())] {
+        let mut headers = vec![
+            ("Origin", origin.clone()),
+            ("Content-Type", "application/json".to_owned()),
+        ];
+        if let Some(token) = token {
+            headers.push(("X-Shoal-Token", token));
+        }
+        let body = json!({ "seeding": false }).to_string();
+        let put = exchange(
+            agent.addr,
+            "PUT",
+            "/v1/settings",
+            &agent.host(),
+            &headers,
+            body.as_bytes(),
+        );
+        assert_eq!(put.status, 403, "{}", put.text());
+    }
+    let settings = agent.call("GET", "/v1/settings", None, 200);
+    assert_eq!(field(&settings, "seeding"), true);
+    assert!(site.requested().contains(&"/app.torrent".to_owned()));
+}
