@@ -273,3 +273,77 @@ async fn idle_connections_are_closed() {
         .expect("the tracker should close a silent connection within its idle timeout");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+/// Hostile announces: each gets a bencoded failure reason (or a 4xx for a
+/// request too large to read), never a 5xx, and the tracker keeps serving.
+#[tokio::test]
+async fn malformed_announces_get_a_failure_reason_never_a_server_error() {
+    let t = start(settings()).await;
+    let c = reqwest::Client::new();
+    let good = query(3, 3, 6881, 10, "");
+    let replace = |from: &str, to: &str| good.replace(from, to);
+    let hash_21 = format!("info_hash={}", escape(&[3; 21]));
+    let cases: Vec<(String, String)> = vec![
+        ("no fields".into(), String::new()),
+        (
+            "no info_hash".into(),
+            replace(&format!("info_hash={}", escape(&[3; 20])), ""),
+        ),
+        (
+            "no peer_id".into(),
+            replace(&format!("peer_id={}", escape(&[3; 20])), ""),
+        ),
+        ("no port".into(), replace("port=6881", "")),
+        (
+            "21-byte info_hash".into(),
+            replace(&format!("info_hash={}", escape(&[3; 20])), &hash_21),
+        ),
+        ("negative left".into(), replace("left=10", "left=-1")),
+        (
+            "negative uploaded".into(),
+            replace("uploaded=0", "uploaded=-5"),
+        ),
+        (
+            "absurd downloaded".into(),
+            replace("downloaded=0", &format!("downloaded={}", u128::MAX)),
+        ),
+        ("port 0".into(), replace("port=6881", "port=0")),
+        ("port 99999".into(), replace("port=6881", "port=99999")),
+        ("numwant -1".into(), format!("{good}&numwant=-1")),
+        (
+            "numwant absurd".into(),
+            format!("{good}&numwant=99999999999999999999999"),
+        ),
+        ("unknown event".into(), format!("{good}&event=exploded")),
+        ("bad escape".into(), format!("{good}&key=%G1")),
+        (
+            "10 KB of fields".into(),
+            format!("{good}{}", "&pad=x".repeat(2_000)),
+        ),
+    ];
+    for (what, q) in &cases {
+        let url = format!("http://{}/announce?{q}", t.addr);
+        let response = c.get(url).send().await.expect("tracker answers");
+        assert_eq!(response.status(), 200, "{what}");
+        let body = response.bytes().await.expect("body");
+        let reason = failure(&body);
+        assert!(!reason.is_empty(), "{what}");
+    }
+    // Far too long to be a request at all: refused by the HTTP layer.
+    for size in [100_000usize, 1_000_000] {
+        let url = format!("http://{}/announce?{good}&pad={}", t.addr, "x".repeat(size));
+        let status = match c.get(url).send().await {
+            Ok(response) => Some(response.status()),
+            Err(_) => None, // closed without an answer: also acceptable
+        };
+        if let Some(status) = status {
+            assert!(
+                status.is_client_error() || status == 200,
+                "{size}-byte query answered {status}"
+            );
+        }
+    }
+    // Still serving, and none of the above joined the swarm.
+    let body = announce(&c, t.addr, &query(3, 4, 7000, 10, "")).await;
+    assert_eq!(ports(&body), Vec::<u16>::new());
+}
