@@ -20,6 +20,10 @@ command -v tc >/dev/null || missing+=(iproute2)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # crates/tracker/tests: a real PostgreSQL server, started per test binary.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# crates/cli/tests/browser_handoff.rs: Debian's Chromium, driven from node.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 
 if ((${#missing[@]})); then
   sudo=""
@@ -27,6 +31,14 @@ if ((${#missing[@]})); then
   echo "Installing test dependencies: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# playwright-core for the browser test, exactly as locked; installed again
+# only when the lock file changed since the last install.
+browser=tests/browser
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.shoal-installed-lock"; then
+  npm ci --prefix "$browser" --no-audit --no-fund
+  cp "$browser/package-lock.json" "$browser/node_modules/.shoal-installed-lock"
 fi
 
 cargo fmt --all -- --check

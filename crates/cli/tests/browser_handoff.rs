@@ -1,0 +1,285 @@
+//! The browser hand-off end to end, in a real headless Chromium driven by
+//! `tests/browser/drive.mjs` (playwright-core), everything on loopback: a
+//! tracker, a `shoal seed` (the swarm), a publisher's web site serving a
+//! download page with shoal.js, and a `shoal agent` trusting the publisher.
+//!
+//! * a page on an origin the manifest does not list: the agent refuses,
+//!   adds nothing, and the click downloads from the origin;
+//! * the publisher's page with the agent running: the click downloads the
+//!   file from the agent's stream, byte-identical, the browser never asks
+//!   the origin for it, and the agent then seeds the release;
+//! * the agent's web UI: the token leaves the address bar, the release is
+//!   listed, and the upload limit set in its form reaches the agent;
+//! * no agent: the same click downloads from the origin, byte-identical.
+//!
+//! scripts/test.sh installs Chromium and the node modules; every wait has
+//! a deadline, and child processes die with their guards.
+
+// In a test a panic is the failure report, so `unwrap` is what we mean.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/agent_api.rs"]
+mod agent_api;
+mod common;
+#[path = "common/publisher_site.rs"]
+mod publisher_site;
+#[path = "common/swarm.rs"]
+// Its re-export of the libtorrent driver is not needed here.
+#[allow(unused_imports)]
+mod swarm;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use agent_api::{bytes, keygen, publish_with, wait_release, write_config, Agent};
+use common::{field, shoal, write_random_file};
+use publisher_site::PublisherSite;
+use swarm::{assert_same_content, LocalTracker, Scene};
+
+/// Several pieces of 64 KiB and a partial last one.
+const SIZE: u64 = 2 * 1024 * 1024 + 4321;
+const NAME: &str = "app-1.0.bin";
+/// What the UI's form sets the upload limit to, in KiB/s.
+const UPLOAD_KIB: u64 = 512;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `node tests/browser/drive.mjs ARGS`, after checking that what it needs
+/// is installed (scripts/test.sh installs both).
+fn browser_driver() -> Command {
+    let dir = repo_root().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser tests need playwright-core in tests/browser/node_modules; \
+         run scripts/test.sh, or `npm ci --prefix tests/browser`"
+    );
+    let chromium = std::env::var("SHOAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser tests need Chromium at {chromium} (Debian package chromium); \
+         run scripts/test.sh, which installs it"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("drive.mjs"));
+    cmd
+}
+
+/// Runs one browser step and returns its JSON answer, panicking (with the
+/// scene's logs) when it fails or takes longer than two minutes.
+fn browse(scene: &Scene, name: &str, args: &[&str]) -> Value {
+    let mut proc = scene.spawn(name, browser_driver().args(args));
+    let answer = proc.next_json(Instant::now() + Duration::from_secs(120), |v| {
+        v.get("ok").map(|_| v.clone())
+    });
+    assert_eq!(answer["ok"], true, "{name}: {answer:#}");
+    let console = field(&answer, "console").as_array().unwrap();
+    assert!(
+        !console
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("pageerror")),
+        "{name}: a script threw: {answer:#}"
+    );
+    answer
+}
+
+/// A download page as a publisher writes it.
+fn download_page(agent: &str, file_url: &str, torrent_url: &str) -> Vec<u8> {
+    format!(
+        "<!doctype html><meta charset=utf-8><title>Download App</title>\n\
+         <link rel=icon href=\"data:,\">\n\
+         <script src=\"/shoal.js\" data-agent=\"{agent}\"></script>\n\
+         <h1>App 1.0</h1>\n\
+         <a href=\"{file_url}\" data-shoal-torrent=\"{torrent_url}\">Download App 1.0</a>\n"
+    )
+    .into_bytes()
+}
+
+/// How one click went: where the download came from, the `shoal:handoff`
+/// detail, and how the browser's hand-off request ended (`status`, or
+/// Chromium's `failure`: `net::ERR_FAILED` when a refusal without CORS
+/// headers was blocked, `net::ERR_CONNECTION_REFUSED` with no agent).
+struct Click {
+    from: String,
+    handoff: Value,
+    request: Value,
+}
+
+/// Clicks the page's link and checks the saved file is byte-identical.
+fn click(scene: &Scene, step: &str, page: &str, original: &Path) -> Click {
+    let saved = scene.path(&format!("{step}-{NAME}"));
+    let answer = browse(scene, step, &["click", page, saved.to_str().unwrap()]);
+    assert_eq!(answer["failure"], Value::Null, "{step}: {answer:#}");
+    assert_eq!(answer["suggested_filename"], NAME, "{step}: {answer:#}");
+    assert_same_content(original, &saved);
+    let requests = field(&answer, "handoff_requests").as_array().unwrap();
+    assert_eq!(
+        requests.len(),
+        1,
+        "{step}: one hand-off per click: {answer:#}"
+    );
+    Click {
+        from: field(&answer, "download_url").as_str().unwrap().to_owned(),
+        handoff: field(&answer, "handoff").clone(),
+        request: requests[0].clone(),
+    }
+}
+
+#[test]
+fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let scene = Scene::new();
+    let tracker = LocalTracker::start(&scene);
+    let (key, publisher) = keygen(&scene.dir("keys"), "publisher.key");
+
+    // The publisher: a site, a signed release naming the site as its
+    // origin and web seed, and the swarm's first seed.
+    let site = PublisherSite::start();
+    let seed_dir = scene.dir("seed");
+    let original = seed_dir.join(NAME);
+    write_random_file(&original, SIZE, 11);
+    let torrent = publish_with(
+        &original,
+        &key,
+        &tracker.announce,
+        &scene.path("app.torrent"),
+        &[
+            "--origin",
+            &site.origin(),
+            "--web-seed",
+            &format!("{}/files/", site.origin()),
+        ],
+    );
+    let (file_path, torrent_path) = (format!("/files/{NAME}"), format!("/{NAME}.torrent"));
+    let (file_url, torrent_url) = (
+        format!("{}{file_path}", site.origin()),
+        format!("{}{torrent_path}", site.origin()),
+    );
+    site.put(&file_path, std::fs::read(&original).unwrap());
+    site.put(&torrent_path, std::fs::read(&torrent).unwrap());
+    let shoal_js = std::fs::read(repo_root().join("crates/agent/web/shoal.js")).unwrap();
+    site.put("/shoal.js", shoal_js.clone());
+
+    let mut seed = scene.spawn(
+        "seed",
+        shoal()
+            .arg("seed")
+            .arg(&torrent)
+            .arg("--data")
+            .arg(&seed_dir)
+            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
+    );
+    let v1 = seed.next_json(deadline, |event| {
+        (event["event"] == "started").then(|| event["info_hash_v1"].as_str().unwrap().to_owned())
+    });
+    tracker.wait_for(&swarm::info_hash_v1(&v1), 1, 0, deadline);
+
+    let (config, state, downloads) = write_config(&scene, &publisher);
+    let agent = Agent::start(&scene, "agent", &config, &state);
+    let agent_url = format!("http://{}", agent.host());
+    site.put(
+        "/download.html",
+        download_page(&agent_url, &file_url, &torrent_url),
+    );
+
+    // A page on another origin, pointing at the publisher's release: the
+    // manifest does not list it, so the agent refuses and adds nothing.
+    let stranger = PublisherSite::start();
+    stranger.put("/shoal.js", shoal_js);
+    stranger.put(
+        "/download.html",
+        download_page(&agent_url, &file_url, &torrent_url),
+    );
+    let page = format!("{}/download.html", stranger.origin());
+    let refused = click(&scene, "stranger", &page, &original);
+    assert_eq!(refused.from, file_url, "{:#}", refused.handoff);
+    assert_eq!(field(&refused.handoff, "via"), "origin");
+    // The agent answered (no connection error) without a CORS header.
+    assert_eq!(
+        refused.request["failure"], "net::ERR_FAILED",
+        "{:#}",
+        refused.request
+    );
+    let list = agent.call("GET", "/v1/releases", None, 200);
+    assert_eq!(
+        list["releases"],
+        serde_json::json!([]),
+        "a refused hand-off added a release"
+    );
+    let browser_fetches = |site: &PublisherSite| {
+        site.requests_for(&file_path)
+            .iter()
+            .filter(|r| r.by_browser() && r.method == "GET")
+            .count()
+    };
+    assert_eq!(
+        browser_fetches(&site),
+        1,
+        "the fallback is one origin download"
+    );
+
+    // The publisher's own page: the file comes from the agent's stream.
+    let page = format!("{}/download.html", site.origin());
+    let handed = click(&scene, "agent", &page, &original);
+    assert!(
+        handed.from.starts_with(&format!("{agent_url}/v1/stream/")),
+        "downloaded from {}, not the agent: {:#}",
+        handed.from,
+        handed.handoff
+    );
+    assert_eq!(field(&handed.handoff, "via"), "agent");
+    assert_eq!(handed.request["status"], 200, "{:#}", handed.request);
+    assert_eq!(
+        browser_fetches(&site),
+        1,
+        "the browser fetched the file from the origin although the agent had it"
+    );
+    let seeding = wait_release(&agent, deadline, "the agent to seed the release", |r| {
+        r["state"] == "seeding" && bytes(r, "verified_bytes") == SIZE
+    });
+    assert_eq!(field(&seeding, "name"), NAME);
+    assert_eq!(bytes(&seeding, "total_bytes"), SIZE);
+    assert_same_content(&original, &downloads.join(NAME));
+
+    // The agent's web UI, opened from the link the agent prints.
+    let ui = format!("{agent_url}/#token={}", agent.token.trim());
+    let screenshot = std::env::var("SHOAL_UI_SCREENSHOT").unwrap_or_default();
+    let shown = browse(
+        &scene,
+        "ui",
+        &["ui", &ui, NAME, &UPLOAD_KIB.to_string(), &screenshot],
+    );
+    let address = field(&shown, "address").as_str().unwrap();
+    assert!(
+        !address.contains("token") && !address.contains(agent.token.trim()),
+        "the token stayed in the address bar: {address}"
+    );
+    assert_eq!(field(&shown, "token_stored"), true, "{shown:#}");
+    assert_eq!(field(&shown, "error"), &Value::Null, "{shown:#}");
+    let settings = agent.call("GET", "/v1/settings", None, 200);
+    assert_eq!(
+        field(&settings, "max_upload_bps"),
+        UPLOAD_KIB * 1024,
+        "the form's upload limit did not reach the agent"
+    );
+
+    // No agent: the same click downloads from the origin.
+    drop(agent);
+    let alone = click(&scene, "no-agent", &page, &original);
+    assert_eq!(alone.from, file_url, "{:#}", alone.handoff);
+    assert_eq!(field(&alone.handoff, "via"), "origin");
+    assert_eq!(
+        alone.request["failure"], "net::ERR_CONNECTION_REFUSED",
+        "{:#}",
+        alone.request
+    );
+    assert_eq!(
+        browser_fetches(&site),
+        2,
+        "the fallback is one origin download"
+    );
+}

@@ -1,0 +1,162 @@
+//! A publisher's web server on loopback for browser tests: it serves a
+//! download page, shoal.js, the torrent and the release file (with
+//! single `Range` requests, as web seeds and resuming browsers send), and
+//! logs every request with its `User-Agent`, so a test can tell whether a
+//! browser or an agent fetched the file. One thread per connection.
+
+// Every test crate that includes this uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request as the site saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub user_agent: String,
+}
+
+impl Request {
+    /// Browsers say `Mozilla/5.0 …`; shoal's HTTP clients do not.
+    pub fn by_browser(&self) -> bool {
+        self.user_agent.starts_with("Mozilla/")
+    }
+}
+
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+pub struct PublisherSite {
+    pub addr: SocketAddr,
+    files: Files,
+    log: Arc<Mutex<Vec<Request>>>,
+}
+
+impl PublisherSite {
+    /// Listens at once (a release names its origin before it is served);
+    /// files are added with [`PublisherSite::put`].
+    pub fn start() -> PublisherSite {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let files: Files = Arc::default();
+        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let (served, logged) = (files.clone(), log.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (files, log) = (served.clone(), logged.clone());
+                std::thread::spawn(move || serve(stream, &files, &log));
+            }
+        });
+        PublisherSite { addr, files, log }
+    }
+
+    /// `http://127.0.0.1:PORT`, as a browser writes the site's origin.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn put(&self, path: &str, body: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_owned(), body);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The requests for `path`.
+    pub fn requests_for(&self, path: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+}
+
+fn serve(mut stream: TcpStream, files: &Files, log: &Mutex<Vec<Request>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return;
+        }
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut first = head.split("\r\n").next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_owned();
+    let path = first.next().unwrap_or("/").to_owned();
+    let header = |name: &str| {
+        head.split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    log.lock().unwrap().push(Request {
+        method: method.clone(),
+        path: path.clone(),
+        user_agent: header("user-agent").unwrap_or_default(),
+    });
+    let body = files.lock().unwrap().get(&path).cloned();
+    let Some(body) = body else {
+        let _ = stream.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+        );
+        return;
+    };
+    let kind = match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("torrent") => "application/x-bittorrent",
+        _ => "application/octet-stream",
+    };
+    let len = body.len() as u64;
+    let (status, start, end) = match header("range").as_deref().and_then(|r| range(r, len)) {
+        Some((start, end)) => ("206 Partial Content", start, end),
+        None => ("200 OK", 0, len),
+    };
+    let mut reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+         Accept-Ranges: bytes\r\nConnection: close\r\n",
+        end - start
+    );
+    if status.starts_with("206") {
+        reply.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{len}\r\n",
+            end - 1
+        ));
+    }
+    if path.starts_with("/files/") {
+        // As publishers serve downloads: saved, never shown.
+        reply.push_str("Content-Disposition: attachment\r\n");
+    }
+    reply.push_str("\r\n");
+    let _ = stream.write_all(reply.as_bytes());
+    if method != "HEAD" {
+        let _ = stream.write_all(&body[start as usize..end as usize]);
+    }
+}
+
+/// One `bytes=A-B`, `bytes=A-` or `bytes=-N` range of a body of `len`
+/// bytes as `[start, end)`; anything else is answered with the whole body.
+fn range(header: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = header.strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => (len.saturating_sub(n.parse().ok()?), len),
+        (a, "") => (a.parse().ok()?, len),
+        (a, b) => (a.parse().ok()?, (b.parse::<u64>().ok()? + 1).min(len)),
+    };
+    (start < end).then_some((start, end))
+}
