@@ -8,7 +8,8 @@
 //     shoal.js went.
 //   node drive.mjs ui UI_URL RELEASE_NAME UPLOAD_KIB [SCREENSHOT.png]
 //     opens the agent's web UI, waits for the release to be listed, sets
-//     the upload limit through the settings form; prints the address bar.
+//     the upload limit through the settings form and pins the release;
+//     prints the address bar.
 //
 // Every wait is bounded (STEP_TIMEOUT_MS); the test bounds the process too.
 
@@ -97,6 +98,9 @@ async function ui(uiUrl, releaseName, uploadKib, screenshot) {
     await page.fill("#max-upload", String(uploadKib));
     await page.click("#settings-save");
     await page.locator("#settings-status", { hasText: "Saved" }).waitFor();
+    // Pin the release from its row; the row says so once the agent did.
+    await row.getByRole("button", { name: "Pin", exact: true }).click();
+    await row.locator(".pin", { hasText: "pinned" }).waitFor();
     if (screenshot) {
       // Let the progress bars finish their transition before the picture.
       await page.waitForTimeout(1200);

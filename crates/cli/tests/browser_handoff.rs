@@ -9,7 +9,8 @@
 //!   file from the agent's stream, byte-identical, the browser never asks
 //!   the origin for it, and the agent then seeds the release;
 //! * the agent's web UI: the token leaves the address bar, the release is
-//!   listed, and the upload limit set in its form reaches the agent;
+//!   listed, and the upload limit set in its form and its Pin button
+//!   reach the agent;
 //! * no agent: the same click downloads from the origin, byte-identical.
 //!
 //! scripts/test.sh installs Chromium and the node modules; every wait has
@@ -265,6 +266,11 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
         field(&settings, "max_upload_bps"),
         UPLOAD_KIB * 1024,
         "the form's upload limit did not reach the agent"
+    );
+    assert_eq!(
+        field(&agent.release(), "pinned"),
+        true,
+        "the UI's Pin button"
     );
 
     // No agent: the same click downloads from the origin.
