@@ -43,6 +43,8 @@ use swarm::{assert_same_content, LocalTracker, Scene};
 /// Several pieces of 64 KiB and a partial last one.
 const SIZE: u64 = 2 * 1024 * 1024 + 4321;
 const NAME: &str = "app-1.0.bin";
+/// How fast the publisher's site answers a web seed's ranged requests.
+const ORIGIN_RANGED_BPS: u64 = 256 * 1024;
 /// What the UI's form sets the upload limit to, in KiB/s.
 const UPLOAD_KIB: u64 = 512;
 
@@ -140,6 +142,9 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
     // The publisher: a site, a signed release naming the site as its
     // origin and web seed, and the swarm's first seed.
     let site = PublisherSite::start();
+    // A busy origin: its web seed answers are slow, so the agent gets
+    // most of the release from the swarm (the seed) next to it.
+    site.limit_ranged_answers(ORIGIN_RANGED_BPS);
     let seed_dir = scene.dir("seed");
     let original = seed_dir.join(NAME);
     write_random_file(&original, SIZE, 11);
@@ -244,6 +249,10 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
     });
     assert_eq!(field(&seeding, "name"), NAME);
     assert_eq!(bytes(&seeding, "total_bytes"), SIZE);
+    assert!(
+        bytes(&seeding, "bytes_from_peers") > 0,
+        "nothing came from the swarm: {seeding:#}"
+    );
     assert_same_content(&original, &downloads.join(NAME));
 
     // The agent's web UI, opened from the link the agent prints.

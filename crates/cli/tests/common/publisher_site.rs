@@ -2,7 +2,9 @@
 //! download page, shoal.js, the torrent and the release file (with
 //! single `Range` requests, as web seeds and resuming browsers send), and
 //! logs every request with its `User-Agent`, so a test can tell whether a
-//! browser or an agent fetched the file. One thread per connection.
+//! browser or an agent fetched the file. Ranged answers can be slowed to
+//! a rate, as a busy origin's are, so that the swarm has a part to play
+//! next to the web seed. One thread per connection.
 
 // Every test crate that includes this uses only part of it.
 #![allow(dead_code)]
@@ -10,6 +12,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,12 +31,18 @@ impl Request {
     }
 }
 
-type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+/// What every connection shares.
+#[derive(Default)]
+struct Shared {
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    log: Mutex<Vec<Request>>,
+    /// Bytes per second for each `206` answer; 0 = as fast as possible.
+    ranged_rate_bps: AtomicU64,
+}
 
 pub struct PublisherSite {
     pub addr: SocketAddr,
-    files: Files,
-    log: Arc<Mutex<Vec<Request>>>,
+    shared: Arc<Shared>,
 }
 
 impl PublisherSite {
@@ -42,16 +51,15 @@ impl PublisherSite {
     pub fn start() -> PublisherSite {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let files: Files = Arc::default();
-        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
-        let (served, logged) = (files.clone(), log.clone());
+        let shared: Arc<Shared> = Arc::default();
+        let served = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (files, log) = (served.clone(), logged.clone());
-                std::thread::spawn(move || serve(stream, &files, &log));
+                let shared = served.clone();
+                std::thread::spawn(move || serve(stream, &shared));
             }
         });
-        PublisherSite { addr, files, log }
+        PublisherSite { addr, shared }
     }
 
     /// `http://127.0.0.1:PORT`, as a browser writes the site's origin.
@@ -60,11 +68,20 @@ impl PublisherSite {
     }
 
     pub fn put(&self, path: &str, body: Vec<u8>) {
-        self.files.lock().unwrap().insert(path.to_owned(), body);
+        self.shared
+            .files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), body);
+    }
+
+    /// Slows every ranged answer (a web seed's requests) to `bps`.
+    pub fn limit_ranged_answers(&self, bps: u64) {
+        self.shared.ranged_rate_bps.store(bps, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.log.lock().unwrap().clone()
+        self.shared.log.lock().unwrap().clone()
     }
 
     /// The requests for `path`.
@@ -76,7 +93,7 @@ impl PublisherSite {
     }
 }
 
-fn serve(mut stream: TcpStream, files: &Files, log: &Mutex<Vec<Request>>) {
+fn serve(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -100,12 +117,12 @@ fn serve(mut stream: TcpStream, files: &Files, log: &Mutex<Vec<Request>>) {
             .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim().to_owned())
     };
-    log.lock().unwrap().push(Request {
+    shared.log.lock().unwrap().push(Request {
         method: method.clone(),
         path: path.clone(),
         user_agent: header("user-agent").unwrap_or_default(),
     });
-    let body = files.lock().unwrap().get(&path).cloned();
+    let body = shared.files.lock().unwrap().get(&path).cloned();
     let Some(body) = body else {
         let _ = stream.write_all(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
@@ -140,8 +157,20 @@ fn serve(mut stream: TcpStream, files: &Files, log: &Mutex<Vec<Request>>) {
     }
     reply.push_str("\r\n");
     let _ = stream.write_all(reply.as_bytes());
-    if method != "HEAD" {
-        let _ = stream.write_all(&body[start as usize..end as usize]);
+    if method == "HEAD" {
+        return;
+    }
+    let body = &body[start as usize..end as usize];
+    let rate = shared.ranged_rate_bps.load(Ordering::Relaxed);
+    if rate == 0 || !status.starts_with("206") {
+        let _ = stream.write_all(body);
+        return;
+    }
+    for chunk in body.chunks(16 * 1024) {
+        if stream.write_all(chunk).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64));
     }
 }
 
