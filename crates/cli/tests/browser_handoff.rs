@@ -11,7 +11,8 @@
 //! * the agent's web UI: the token leaves the address bar, the release is
 //!   listed, and the upload limit set in its form and its Pin button
 //!   reach the agent;
-//! * no agent: the same click downloads from the origin, byte-identical.
+//! * something on the agent's port that never answers, or no agent at
+//!   all: the same click downloads from the origin, byte-identical.
 //!
 //! scripts/test.sh installs Chromium and the node modules; every wait has
 //! a deadline, and child processes die with their guards.
@@ -282,10 +283,33 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
         "the UI's Pin button"
     );
 
+    // Something on the agent's port that never answers: the click waits
+    // a few seconds at most, then downloads from the origin.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    site.put(
+        "/download-hung.html",
+        download_page(
+            &format!("http://{}", hung.local_addr().unwrap()),
+            &file_url,
+            &torrent_url,
+        ),
+    );
+    let page_hung = format!("{}/download-hung.html", site.origin());
+    let waited = click(&scene, "hung-agent", &page_hung, &original);
+    assert_eq!(waited.from, file_url, "{:#}", waited.handoff);
+    assert_eq!(field(&waited.handoff, "reason"), "timeout");
+    assert_eq!(
+        browser_fetches(&site),
+        2,
+        "the fallback is one origin download"
+    );
+    drop(hung);
+
     // No agent: the same click downloads from the origin.
     drop(agent);
     let alone = click(&scene, "no-agent", &page, &original);
     assert_eq!(alone.from, file_url, "{:#}", alone.handoff);
+    assert_eq!(field(&alone.handoff, "reason"), "unavailable");
     assert_eq!(field(&alone.handoff, "via"), "origin");
     assert_eq!(
         alone.request["failure"], "net::ERR_CONNECTION_REFUSED",
@@ -294,7 +318,7 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
     );
     assert_eq!(
         browser_fetches(&site),
-        2,
+        3,
         "the fallback is one origin download"
     );
 }
