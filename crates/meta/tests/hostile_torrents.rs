@@ -238,6 +238,13 @@ fn hostile_names() -> Vec<PathCase> {
         case("a\nb", r#""a\nb""#),
         case("trailing.", "\"trailing.\""),
         case("trailing ", "\"trailing \""),
+        case("...", "\"...\""),
+        case("release..", "\"release..\""),
+        // UNC and device-namespace prefixes, and a bare root.
+        case(r"\\server\share", r#""\\\\server\\share""#),
+        case(r"\\.\PhysicalDrive0", r#""\\\\.\\PhysicalDrive0""#),
+        case("/", "\"/\""),
+        case("AUX.tar.gz", "\"AUX.tar.gz\""),
         // 4,000 bytes: the message shows a bounded prefix.
         case("x".repeat(4000), "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
         // Not UTF-8: shown with replacement characters, escaped.
@@ -430,6 +437,35 @@ fn out_of_range_piece_lengths_are_refused_in_v1() {
         (b"pieces", pieces(1)),
     ]);
     assert_piece_length_error(&torrent(info));
+}
+
+/// A `pieces` string must be whole SHA-1 hashes, exactly as many as the
+/// length needs: not a partial hash, not a million spare ones.
+#[test]
+fn v1_piece_counts_that_do_not_match_the_length_are_refused() {
+    let with_pieces = |bytes: Vec<u8>| {
+        torrent(dict(vec![
+            (b"name", s("f.bin")),
+            (b"piece length", Bencode::Int(P16K)),
+            (b"length", Bencode::Int(P16K)),
+            (b"pieces", Bencode::Bytes(bytes)),
+        ]))
+    };
+    for (bytes, mentions) in [
+        (vec![1u8; 19], "19 bytes"),
+        (vec![1u8; 20 * 1_000_000 + 1], "20000001 bytes"),
+        (vec![1u8; 20 * 1_000_000], "1000000"),
+        (Vec::new(), "0"),
+    ] {
+        match err(&with_pieces(bytes)) {
+            e @ TorrentError::Malformed { .. } => {
+                let message = e.to_string();
+                assert!(message.contains("info.pieces"), "{message}");
+                assert!(message.contains(mentions), "{message}");
+            }
+            other => panic!("expected an `info.pieces` error, got {other:?}"),
+        }
+    }
 }
 
 #[test]
