@@ -44,3 +44,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+
+# Every fuzz target for 10 s (long runs: `bash scripts/fuzz.sh 120`). The
+# fuzz crate is outside the workspace, so its formatting is checked here.
+(cd fuzz && cargo fmt -- --check)
+bash scripts/fuzz.sh 10
