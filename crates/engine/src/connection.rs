@@ -152,7 +152,7 @@ pub(crate) fn start(
     let (read_half, write_half) = stream.into_split();
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let reader_ctx = ctx.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let reason = read_loop(read_half, conn, &reader_ctx).await;
         let _ = reader_ctx
             .events
@@ -160,7 +160,13 @@ pub(crate) fn start(
             .await;
     });
     tokio::spawn(async move {
-        if let Err(reason) = write_loop(write_half, conn, writer_rx, &ctx).await {
+        let result = write_loop(write_half, conn, writer_rx, &ctx).await;
+        // The writer ends when the session drops the connection (or the
+        // socket fails). Ending the reader too closes the socket for good:
+        // otherwise a dropped peer that keeps its side open would hold the
+        // descriptor, and keep sending, until the idle timeout.
+        reader.abort();
+        if let Err(reason) = result {
             let _ = ctx.events.send(ConnEvent::Closed { conn, reason }).await;
         }
     });
