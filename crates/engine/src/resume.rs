@@ -18,6 +18,10 @@
 //! (Unix). A crash at any moment leaves the old state or the new one. A
 //! file that does not parse, fails its checksum or belongs to another
 //! torrent is never fatal: loading returns an empty state and a warning.
+//!
+//! A download that fills the disk must still save which pieces it verified:
+//! `resume.reserve`, 64 KiB set aside beside the file when the download
+//! starts, is given up to make room for that last save.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -181,8 +185,18 @@ impl ResumeState {
         &self.verified
     }
 
-    /// Replaces the state at `path` atomically (see the module doc).
+    /// Replaces the state at `path` atomically (see the module doc). On a
+    /// full disk it gives up the space [`reserve_space`] set aside and
+    /// tries once more: the save that follows "disk full" is the one that
+    /// must not be lost.
     pub fn save(&self, path: &Path) -> Result<(), StorageError> {
+        match self.replace(path) {
+            Err(StorageError::DiskFull { .. }) if remove_reserve(path) => self.replace(path),
+            result => result,
+        }
+    }
+
+    fn replace(&self, path: &Path) -> Result<(), StorageError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -238,6 +252,35 @@ fn temp_path(path: &Path, n: u64) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}-{n}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Bytes set aside beside the resume file: far more than a save needs
+/// (a temporary file of a few hundred bytes plus a folder entry), so it
+/// fits on filesystems with large blocks too.
+const RESERVE_BYTES: usize = 64 * 1024;
+
+fn reserve_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".reserve");
+    path.with_file_name(name)
+}
+
+/// Sets aside [`RESERVE_BYTES`] beside `path` for the save after the disk
+/// fills up, unless it is there already. Best effort: on a disk that is
+/// already full there is nothing to set aside.
+pub(crate) fn reserve_space(path: &Path) {
+    let reserve = reserve_path(path);
+    if std::fs::metadata(&reserve).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return;
+    }
+    if std::fs::write(&reserve, vec![0u8; RESERVE_BYTES]).is_err() {
+        let _ = std::fs::remove_file(&reserve);
+    }
+}
+
+/// Gives the reserved space back; whether there was any.
+pub(crate) fn remove_reserve(path: &Path) -> bool {
+    std::fs::remove_file(reserve_path(path)).is_ok()
 }
 
 /// Removes temporary files a killed process left beside `path`.

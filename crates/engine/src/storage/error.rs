@@ -14,7 +14,10 @@ pub enum StorageError {
         op: &'static str,
         source: io::Error,
     },
-    #[error("{path}: the disk is full; free some space, then resume the download")]
+    #[error(
+        "{path}: no space left on the disk; free some space, then run the download \
+         again (verified pieces are kept)"
+    )]
     DiskFull { path: PathBuf },
     #[error("{path}: permission denied; choose a folder you can write to or fix its permissions")]
     PermissionDenied { path: PathBuf },

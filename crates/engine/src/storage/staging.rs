@@ -76,6 +76,7 @@ impl Staging {
             platform::sync_dir(dir).map_err(|e| StorageError::io(dir, "sync folder", e))?;
         }
         resume::remove_stale_temps(&self.resume);
+        resume::reserve_space(&self.resume);
         let mut loaded = ResumeState::load(&self.resume, torrent)?;
         for (index, entry) in torrent.files.iter().enumerate() {
             let pieces = super::seed::pieces_of_file(torrent, index);
@@ -106,6 +107,7 @@ impl Staging {
     /// a stray file keeps the folder (and a warning says so).
     fn clean_up(&self) {
         resume::remove_stale_temps(&self.resume);
+        resume::remove_reserve(&self.resume);
         let report = |path: &Path, result: std::io::Result<()>| match result {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 tracing::warn!(path = %path.display(), error = %e, "could not clean up");
