@@ -684,12 +684,19 @@ impl Session {
                 let length = self.store.layout().piece_len(piece) as usize;
                 self.verifying_bytes = self.verifying_bytes.saturating_sub(length);
                 match result {
-                    Ok(verdict) => self.swarm.handle_piece_checked(
-                        now,
-                        piece,
-                        verdict.ok,
-                        &verdict.block_hashes,
-                    ),
+                    Ok(verdict) => {
+                        if !verdict.ok {
+                            // Who sent it is the swarm's to judge (smart ban);
+                            // the log lets an operator see bad data arrive.
+                            tracing::info!(piece, "piece failed its hash check");
+                        }
+                        self.swarm.handle_piece_checked(
+                            now,
+                            piece,
+                            verdict.ok,
+                            &verdict.block_hashes,
+                        )
+                    }
                     Err(e) => return self.fail(e),
                 }
             }
