@@ -21,20 +21,22 @@
 
 mod common;
 mod hostile_peer;
+#[path = "common/release.rs"]
+mod release;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-use common::{field, run, shoal, write_random_file};
+use common::field;
 use hostile_peer::{Knock, LiarConfig, LyingSeed};
+use release::Release;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -322,104 +324,6 @@ fn start_tracker(deadline: Instant) -> Tracker {
     }
 }
 
-/// A published single-file release and its scratch space: the original
-/// under `seed_dir/NAME`, the signed torrent, the publisher's public key.
-struct Release {
-    tmp: TempDir,
-    name: String,
-    seed_dir: PathBuf,
-    torrent: PathBuf,
-    public_key: String,
-}
-
-impl Release {
-    fn publish(name: &str, size: u64, piece_size: u64, tracker: &str, seed: u64) -> Release {
-        let tmp = tempfile::tempdir().unwrap();
-        let seed_dir = tmp.path().join("seed");
-        write_random_file(&seed_dir.join(name), size, seed);
-        let key = tmp.path().join("publisher.key");
-        let keygen = run(shoal().arg("keygen").arg("--out").arg(&key));
-        let public_key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
-        let torrent = tmp.path().join("release.torrent");
-        run(shoal()
-            .arg("publish")
-            .arg(seed_dir.join(name))
-            .arg("--key")
-            .arg(&key)
-            .args(["--tracker", tracker])
-            .arg("--piece-size")
-            .arg(piece_size.to_string())
-            .arg("--out")
-            .arg(&torrent));
-        Release {
-            tmp,
-            name: name.to_owned(),
-            seed_dir,
-            torrent,
-            public_key,
-        }
-    }
-
-    fn original(&self) -> PathBuf {
-        self.seed_dir.join(&self.name)
-    }
-
-    /// A fresh, empty download folder.
-    fn out_dir(&self, label: &str) -> PathBuf {
-        let dir = self.tmp.path().join(label);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// `shoal seed` of the original, with `extra` arguments.
-    fn seed(&self, extra: &[&str]) -> Command {
-        let mut cmd = shoal();
-        cmd.arg("seed")
-            .arg(&self.torrent)
-            .arg("--data")
-            .arg(&self.seed_dir);
-        self.common_args(&mut cmd);
-        cmd.args(extra);
-        cmd
-    }
-
-    /// `shoal get` into `out`, with `extra` arguments.
-    fn get(&self, out: &Path, extra: &[&str]) -> Command {
-        let mut cmd = shoal();
-        cmd.arg("get").arg(&self.torrent).arg("--out").arg(out);
-        self.common_args(&mut cmd);
-        cmd.args(extra);
-        cmd
-    }
-
-    /// Loopback, JSON events, the publisher's key, and connection logs
-    /// (why peers were dropped) on stderr for failure reports.
-    fn common_args(&self, cmd: &mut Command) {
-        cmd.args(["--listen", "127.0.0.1:0", "--json", "--trust"])
-            .arg(&self.public_key)
-            .env("RUST_LOG", "engine=debug,warn");
-    }
-
-    /// Asserts that `out/NAME` holds exactly the original bytes.
-    fn assert_downloaded(&self, out: &Path, expected: &[u8], who: &str) {
-        let path = out.join(&self.name);
-        let got = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{who}: cannot read {}: {e}", path.display()));
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{who}: size of {}",
-            path.display()
-        );
-        if let Some(at) = got.iter().zip(expected).position(|(a, b)| a != b) {
-            panic!(
-                "{who}: {} differs from the original at byte {at}",
-                path.display()
-            );
-        }
-    }
-}
-
 /// Starts a seed and returns it with the address it listens on.
 fn start_seed(release: &Release, extra: &[&str], deadline: Instant) -> (Proc, SocketAddr) {
     let mut seed = Proc::spawn("seed", &mut release.seed(extra));
@@ -627,6 +531,7 @@ fn lying_peer_is_banned_and_download_completes() {
         piece_count: u32::try_from(torrent.piece_count()).unwrap(),
         content: Arc::new(original.clone()),
         corrupt_one_in: 1,
+        mute: false,
     });
     let (_seed, seed_addr) = start_seed(&release, &["--max-up", "2M"], deadline);
 

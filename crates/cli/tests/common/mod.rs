@@ -110,7 +110,7 @@ pub fn write_tree(root: &Path, files: &[(&str, u64)], seed: u64) {
 
 /// SplitMix64: tiny, well distributed, and stable across platforms and crate
 /// versions, which fixture data must be.
-fn splitmix64(state: &mut u64) -> u64 {
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

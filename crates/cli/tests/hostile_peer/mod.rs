@@ -3,7 +3,9 @@
 //! whoever is interested, and answers each request with the block's real
 //! data except that it flips a byte of one block in `corrupt_one_in` (every
 //! block when 1). It plays the liar of libtorrent's smart-ban simulation
-//! (`simulation/test_smart_ban.cpp`).
+//! (`simulation/test_smart_ban.cpp`). Made `mute`, it advertises every
+//! piece, unchokes, and never sends a block: the peer a downloader must
+//! snub and route around.
 //!
 //! It records what happened to it (connections, blocks served, who closed),
 //! so a test can judge the downloader by behaviour. After the downloader
@@ -35,6 +37,8 @@ pub struct LiarConfig {
     pub content: Arc<Vec<u8>>,
     /// Corrupt one block in this many (1 = every block).
     pub corrupt_one_in: u64,
+    /// Read requests and never answer them.
+    pub mute: bool,
 }
 
 /// One TCP connection the liar accepted.
@@ -46,6 +50,11 @@ pub struct LiarConnection {
     pub handshake_ok: bool,
     pub blocks_served: u64,
     pub blocks_corrupted: u64,
+    /// Requests and cancels the downloader sent on this connection.
+    pub requests_received: u64,
+    pub cancels_received: u64,
+    /// When the first cancel came: a snub, if long before the end.
+    pub first_cancel_at: Option<Instant>,
 }
 
 /// How the downloader treated the liar knocking again after being dropped.
@@ -151,6 +160,9 @@ async fn accept_loop(listener: TcpListener, config: Arc<LiarConfig>, record: Arc
                 handshake_ok: false,
                 blocks_served: 0,
                 blocks_corrupted: 0,
+                requests_received: 0,
+                cancels_received: 0,
+                first_cancel_at: None,
             });
             record.connections.len() - 1
         };
@@ -218,6 +230,10 @@ async fn serve(
                         Message::Request(block) => {
                             let mut record = lock(record);
                             let conn = &mut record.connections[index];
+                            conn.requests_received += 1;
+                            if config.mute {
+                                continue;
+                            }
                             let start = u64::from(block.piece) * config.piece_length
                                 + u64::from(block.offset);
                             let Some(data) = usize::try_from(start)
@@ -240,7 +256,12 @@ async fn serve(
                             ));
                             replies.extend_from_slice(&data);
                         }
-                        // Haves, choke, cancel, keep-alives: a liar does not care.
+                        Message::Cancel(_) => {
+                            let conn = &mut lock(record).connections[index];
+                            conn.cancels_received += 1;
+                            conn.first_cancel_at.get_or_insert_with(Instant::now);
+                        }
+                        // Haves, choke, keep-alives: a liar does not care.
                         _ => {}
                     }
                 }
