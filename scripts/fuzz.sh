@@ -63,7 +63,7 @@ for target in $(cd fuzz && cargo fuzz list); do
   if ((status != 0)); then
     crashes=1
     failed+=("$target")
-    grep -E 'panicked|crash-|oom-|timeout-|ERROR' "$log" | head -5 >&2 || true
+    grep -a -E 'panicked|crash-|oom-|timeout-|ERROR' "$log" | head -5 >&2 || true
   fi
   printf '%-18s %12s %8s %8s\n' "$target" "${runs:-?}" "${took:-$seconds}" "$crashes"
 done

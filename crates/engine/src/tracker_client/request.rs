@@ -145,8 +145,17 @@ fn checked_base(base: &str) -> Result<String, TrackerError> {
     if parsed.fragment().is_some() {
         return Err(bad("an announce URL must not have a #fragment"));
     }
-    let mut url = base.to_owned();
-    if parsed.query().is_none() {
+    // A base that names its own info_hash would send two, and a tracker
+    // would answer for whichever it reads first.
+    if parsed.query_pairs().any(|(key, _)| key == "info_hash") {
+        return Err(bad("an announce URL must not carry its own info_hash"));
+    }
+    // The parsed form, not the raw text: it has spaces and control
+    // characters percent-encoded or removed, so what we send is one URL
+    // every server reads the same way.
+    let had_query = parsed.query().is_some();
+    let mut url = String::from(parsed);
+    if !had_query {
         url.push('?');
     }
     Ok(url)
@@ -197,6 +206,8 @@ mod tests {
             "udp://t.example:80",
             "ftp://x/announce",
             "http://x/a#frag",
+            "http://x/announce?info_hash=%AB",
+            "http://x/announce?pk=1&info%5Fhash=1",
         ] {
             assert!(
                 matches!(
@@ -206,6 +217,15 @@ mod tests {
                 "{base}"
             );
         }
+    }
+
+    #[test]
+    fn urls_are_sent_in_their_parsed_form() {
+        let url = announce_url(" http://T.example:80/an nounce\t", &request()).expect("valid");
+        assert!(
+            url.starts_with("http://t.example/an%20nounce?info_hash="),
+            "{url}"
+        );
     }
 
     #[test]
