@@ -16,6 +16,8 @@
 #[path = "common/agent_api.rs"]
 mod agent_api;
 mod common;
+#[path = "common/publisher_site.rs"]
+mod publisher_site;
 #[path = "common/swarm.rs"]
 #[allow(unused_imports)]
 mod swarm;
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use agent_api::{exchange, keygen, publish_with, write_config, Agent, Answer, StaticSite};
+use agent_api::{exchange, keygen, publish_with, write_config, Agent, Answer};
 use common::{field, shoal, write_random_file};
+use publisher_site::PublisherSite;
 use swarm::{LocalTracker, Scene};
 
 const SIZE: u64 = 3 * 1024 * 1024 + 12_345;
@@ -85,15 +88,9 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
     let original = seed_dir.join("MyApp-2.0.bin");
     write_random_file(&original, SIZE, 11);
 
-    let publisher_site_files = |torrent: &[u8], other: &[u8]| {
-        vec![
-            ("/app.torrent".to_owned(), torrent.to_vec()),
-            ("/stranger.torrent".to_owned(), other.to_vec()),
-        ]
-    };
-    // Publish against a site whose address we know before serving it.
-    let port = swarm::free_port();
-    let origin = format!("http://127.0.0.1:{port}");
+    // The site listens first: the manifest names its origin.
+    let site = PublisherSite::start();
+    let origin = site.origin();
     let torrent = publish_with(
         &original,
         &key,
@@ -109,13 +106,14 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
         &["--origin", &origin],
     );
     let torrent_bytes = std::fs::read(&torrent).unwrap();
-    let site = StaticSite::start_on(
-        port,
-        publisher_site_files(&torrent_bytes, &std::fs::read(&stranger_torrent).unwrap()),
+    site.put("/app.torrent", torrent_bytes.clone());
+    site.put(
+        "/stranger.torrent",
+        std::fs::read(&stranger_torrent).unwrap(),
     );
-    assert_eq!(site.origin(), origin);
     // Another site serving the very same torrent: not in the manifest.
-    let elsewhere = StaticSite::start(vec![("/app.torrent".to_owned(), torrent_bytes)]);
+    let elsewhere = PublisherSite::start();
+    elsewhere.put("/app.torrent", torrent_bytes);
 
     let mut seed = scene.spawn(
         "seed",
@@ -281,5 +279,5 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
     }
     let settings = agent.call("GET", "/v1/settings", None, 200);
     assert_eq!(field(&settings, "seeding"), true);
-    assert!(site.requested().contains(&"/app.torrent".to_owned()));
+    assert!(!site.requests_for("/app.torrent").is_empty());
 }
