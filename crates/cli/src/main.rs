@@ -7,6 +7,7 @@ mod get;
 mod inspect;
 mod keyfile;
 mod keygen;
+mod logging;
 mod publish;
 mod register;
 mod report;
@@ -50,13 +51,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr, quiet unless RUST_LOG asks for more.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Quiet unless RUST_LOG asks for more.
+    logging::init(tracing::Level::WARN);
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Publish(args) => publish::run(args),

@@ -2,14 +2,14 @@
 //! sets up logging, and runs the tracker library until Ctrl-C or SIGTERM;
 //! `publisher add|list` manage the registry in the same database.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use tracker::{Tracker, TrackerSettings};
+
+mod logging;
 
 /// shoal's control plane: a BitTorrent HTTP tracker (announce and scrape).
 #[derive(Debug, Parser)]
@@ -130,13 +130,7 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    logging::init(tracing::Level::INFO);
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Publisher(PublisherCommand::Add { name, key, db }) => {
