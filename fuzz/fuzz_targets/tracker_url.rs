@@ -24,17 +24,20 @@ fuzz_target!(|data: &[u8]| {
         origin_bytes: Some(4),
     };
     if let Ok(url) = announce_url(base, &request) {
-        assert!(url.contains("info_hash=%AB%AB"), "{url}");
-        assert!(url.contains('?'));
+        // Each of our parameters is a pair of its own, not glued onto a
+        // value of the base's query.
+        assert_eq!(pairs(&url, "info_hash=%AB%AB"), 1, "{url}");
+        assert_eq!(pairs(&url, "peer_id=-SH0100-fuzzfuzzfuzz"), 1, "{url}");
     }
     if let Ok(url) = scrape_url(base, &[[0xcd; 20], [0; 20]]) {
         assert!(url.contains("scrape"), "{url}");
-        // Counted in the query only: a path may spell `info_hash=`.
-        let query = url.split_once('?').map_or("", |(_, q)| q);
-        let hashes = query
-            .split('&')
-            .filter(|p| p.starts_with("info_hash="))
-            .count();
-        assert_eq!(hashes, 2, "{url}");
+        assert_eq!(pairs(&url, "info_hash="), 2, "{url}");
     }
 });
+
+/// How many `&`-separated pairs of the query start with `prefix`; counted
+/// in the query only, as a path may spell `info_hash=` too.
+fn pairs(url: &str, prefix: &str) -> usize {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').filter(|p| p.starts_with(prefix)).count()
+}

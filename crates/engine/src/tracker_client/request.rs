@@ -53,43 +53,33 @@ pub struct AnnounceRequest {
 /// after `&` when `base` already has a query (private trackers put a
 /// passkey there).
 pub fn announce_url(base: &str, req: &AnnounceRequest) -> Result<String, TrackerError> {
-    let mut url = checked_base(base)?;
-    let mut param = |name: &str, value: &str| {
-        if !url.ends_with('?') && !url.ends_with('&') {
-            url.push('&');
-        }
-        url.push_str(name);
-        url.push('=');
-        url.push_str(value);
-    };
-    param("info_hash", &percent_encode(&req.info_hash));
-    param("peer_id", &percent_encode(&req.peer_id));
-    param("port", &req.port.to_string());
-    param("uploaded", &req.uploaded.to_string());
-    param("downloaded", &req.downloaded.to_string());
-    param("left", &req.left.to_string());
-    param("compact", if req.compact { "1" } else { "0" });
+    let mut query = QueryWriter::after(checked_base(base)?);
+    query.param("info_hash", &percent_encode(&req.info_hash));
+    query.param("peer_id", &percent_encode(&req.peer_id));
+    query.param("port", &req.port.to_string());
+    query.param("uploaded", &req.uploaded.to_string());
+    query.param("downloaded", &req.downloaded.to_string());
+    query.param("left", &req.left.to_string());
+    query.param("compact", if req.compact { "1" } else { "0" });
     if let Some(event) = req.event {
-        param("event", event.as_str());
+        query.param("event", event.as_str());
     }
     if let Some(numwant) = req.numwant {
-        param("numwant", &numwant.to_string());
+        query.param("numwant", &numwant.to_string());
     }
-    param("key", &format!("{:08x}", req.key));
+    query.param("key", &format!("{:08x}", req.key));
     if let Some(bytes) = req.origin_bytes {
-        param("shoal_origin_bytes", &bytes.to_string());
+        query.param("shoal_origin_bytes", &bytes.to_string());
     }
-    Ok(url)
+    Ok(query.finish())
 }
 
 /// The BEP 48 scrape URL for `info_hashes`: the last path segment of the
 /// announce URL must start with `announce`, which becomes `scrape`.
 pub fn scrape_url(announce_base: &str, info_hashes: &[[u8; 20]]) -> Result<String, TrackerError> {
     let base = checked_base(announce_base)?;
-    let (path_end, query) = match base.find('?') {
-        Some(q) => (q, &base[q..]),
-        None => (base.len(), ""),
-    };
+    // `checked_base` always leaves a `?`, and the first one ends the path.
+    let path_end = base.find('?').unwrap_or(base.len());
     let last_slash = base[..path_end].rfind('/').unwrap_or(0);
     let segment = &base[last_slash + 1..path_end];
     let Some(rest) = segment.strip_prefix("announce") else {
@@ -98,15 +88,52 @@ pub fn scrape_url(announce_base: &str, info_hashes: &[[u8; 20]]) -> Result<Strin
             detail: "the tracker has no scrape URL (its path does not end in /announce…)".into(),
         });
     };
-    let mut url = format!("{}scrape{rest}{query}", &base[..last_slash + 1]);
+    let scrape = format!(
+        "{}scrape{rest}{}",
+        &base[..last_slash + 1],
+        &base[path_end..]
+    );
+    let mut query = QueryWriter::after(scrape);
     for hash in info_hashes {
-        if !url.ends_with('?') && !url.ends_with('&') {
-            url.push(if url.contains('?') { '&' } else { '?' });
-        }
-        url.push_str("info_hash=");
-        url.push_str(&percent_encode(hash));
+        query.param("info_hash", &percent_encode(hash));
     }
-    Ok(url)
+    Ok(query.finish())
+}
+
+/// Appends `name=value` pairs to a URL that ends in its query.
+///
+/// Whether a `&` is needed is decided once from the query as parsed, not
+/// from the last character: a passkey query such as `?pk=?` ends in `?`
+/// yet is not empty, and writing straight after it would make our first
+/// parameter part of the passkey.
+struct QueryWriter {
+    url: String,
+    needs_separator: bool,
+}
+
+impl QueryWriter {
+    fn after(url: String) -> Self {
+        let query = url.split_once('?').map_or("", |(_, query)| query);
+        let needs_separator = !query.is_empty() && !query.ends_with('&');
+        QueryWriter {
+            url,
+            needs_separator,
+        }
+    }
+
+    fn param(&mut self, name: &str, value: &str) {
+        if self.needs_separator {
+            self.url.push('&');
+        }
+        self.needs_separator = true;
+        self.url.push_str(name);
+        self.url.push('=');
+        self.url.push_str(value);
+    }
+
+    fn finish(self) -> String {
+        self.url
+    }
 }
 
 /// Percent-encodes every byte that is not RFC 3986 unreserved.
@@ -125,8 +152,23 @@ pub fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The query parameters `announce_url` and `scrape_url` write.
+const OUR_PARAMETERS: [&str; 11] = [
+    "info_hash",
+    "peer_id",
+    "port",
+    "uploaded",
+    "downloaded",
+    "left",
+    "compact",
+    "event",
+    "numwant",
+    "key",
+    "shoal_origin_bytes",
+];
+
 /// Checks that `base` is an http(s) URL we can append a query to, and
-/// returns it with a `?` added when it has no query yet.
+/// returns it in its parsed form with a `?` added when it has no query yet.
 fn checked_base(base: &str) -> Result<String, TrackerError> {
     let bad = |detail: &str| TrackerError::BadUrl {
         url: base.to_owned(),
@@ -145,10 +187,15 @@ fn checked_base(base: &str) -> Result<String, TrackerError> {
     if parsed.fragment().is_some() {
         return Err(bad("an announce URL must not have a #fragment"));
     }
-    // A base that names its own info_hash would send two, and a tracker
-    // would answer for whichever it reads first.
-    if parsed.query_pairs().any(|(key, _)| key == "info_hash") {
-        return Err(bad("an announce URL must not carry its own info_hash"));
+    // A base that sets a parameter we send would send it twice, and a
+    // tracker would act on whichever it reads first.
+    if let Some((key, _)) = parsed
+        .query_pairs()
+        .find(|(key, _)| OUR_PARAMETERS.contains(&key.as_ref()))
+    {
+        return Err(bad(&format!(
+            "an announce URL must not set `{key}`, which shoal sends itself"
+        )));
     }
     // The parsed form, not the raw text: it has spaces and control
     // characters percent-encoded or removed, so what we send is one URL
@@ -197,6 +244,30 @@ mod tests {
         );
         let open = announce_url("http://t.example/a?", &request()).expect("valid url");
         assert!(open.starts_with("http://t.example/a?info_hash="), "{open}");
+        let joined = announce_url("http://t.example/a?pk=1&", &request()).expect("valid url");
+        assert!(
+            joined.starts_with("http://t.example/a?pk=1&info_hash="),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn a_query_ending_in_a_question_mark_keeps_its_value() {
+        // Found by the tracker_url fuzz target: `?pk=?` is a passkey whose
+        // value is `?`, and our parameters must follow it after a `&`.
+        let url = announce_url("http://t.example/a?pk=?", &request()).expect("valid url");
+        assert!(
+            url.starts_with("http://t.example/a?pk=?&info_hash="),
+            "{url}"
+        );
+        let url = scrape_url("http://t.example/announce?pk=?", &[[1; 20]]).expect("scrapable");
+        assert_eq!(
+            url,
+            format!(
+                "http://t.example/scrape?pk=?&info_hash={}",
+                "%01".repeat(20)
+            )
+        );
     }
 
     #[test]
@@ -208,6 +279,8 @@ mod tests {
             "http://x/a#frag",
             "http://x/announce?info_hash=%AB",
             "http://x/announce?pk=1&info%5Fhash=1",
+            "http://x/announce?peer_id=x",
+            "http://x/announce?pk=1&key=2",
         ] {
             assert!(
                 matches!(
