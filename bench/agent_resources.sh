@@ -2,22 +2,28 @@
 # Benchmark: what `shoal agent` costs the customer's machine. On loopback:
 # an open tracker, one `shoal seed` of a SIZE_MIB release, and an agent
 # that trusts its publisher. Reports
-#   * the stripped size of the `shoal` binary (the agent is `shoal agent`);
+#   * the size of the `shoal` binary customers install (the agent is
+#     `shoal agent`; the dist profile without the tracker feature), and the
+#     stripped size of the developer's release build beside it;
 #   * idle RSS and CPU over IDLE_S seconds with no release;
 #   * peak RSS while downloading the release through the API (VmHWM, and
 #     the highest VmRSS sampled every 0.2 s), and the download's time;
 #   * idle RSS and CPU over IDLE_S seconds while seeding it with no peers.
 #
 # Usage: bench/agent_resources.sh [SIZE_MIB=1024] [IDLE_S=60]
-# Needs: cargo build --release --bin shoal --bin shoal-tracker; curl; strip.
+# Needs: cargo build --release --bin shoal --bin shoal-tracker
+#        cargo build --profile dist -p shoal-cli --bin shoal --no-default-features
+#        curl; strip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 idle_s=${2:-60}
-shoal=$PWD/target/release/shoal
+shoal=$PWD/target/dist/shoal
+release_shoal=$PWD/target/release/shoal
 tracker=$PWD/target/release/shoal-tracker
-for bin in "$shoal" "$tracker"; do
-  [ -x "$bin" ] || { echo "build first: cargo build --release --bin shoal --bin shoal-tracker" >&2; exit 2; }
+build_hint="build first: cargo build --release --bin shoal --bin shoal-tracker && cargo build --profile dist -p shoal-cli --bin shoal --no-default-features"
+for bin in "$shoal" "$release_shoal" "$tracker"; do
+  [ -x "$bin" ] || { echo "$build_hint" >&2; exit 2; }
 done
 command -v curl > /dev/null || { echo "needs curl: apt-get install curl" >&2; exit 2; }
 command -v strip > /dev/null || { echo "needs strip: apt-get install binutils" >&2; exit 2; }
@@ -36,8 +42,12 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 mib() { echo "scale=1; $1 / 1024" | bc; }
 
+# The dist profile strips already; strip again so the figure cannot
+# include symbols whatever the profile says.
 strip -o "$work/shoal.stripped" "$shoal"
 binary_bytes=$(stat -c %s "$work/shoal.stripped")
+strip -o "$work/release-shoal.stripped" "$release_shoal"
+release_binary_bytes=$(stat -c %s "$work/release-shoal.stripped")
 
 tport=$(free_port)
 "$tracker" serve --open --listen "127.0.0.1:$tport" > "$work/tracker.log" 2>&1 &
@@ -98,7 +108,8 @@ cmp -s "$work/downloads/release.bin" "$work/data/release.bin" || { echo "the dow
 read -r _ seed_rss seed_cpu < <(idle seeding)
 
 printf '| measure | figure |\n|---|---|\n'
-printf '| stripped `shoal` binary | %s MiB (%s bytes) |\n' "$(mib $((binary_bytes / 1024)))" "$binary_bytes"
+printf '| `shoal` binary, customer build (dist, no tracker) | %s MiB (%s bytes) |\n' "$(mib $((binary_bytes / 1024)))" "$binary_bytes"
+printf '| `shoal` binary, release build with tracker, stripped | %s MiB (%s bytes) |\n' "$(mib $((release_binary_bytes / 1024)))" "$release_binary_bytes"
 printf '| idle RSS, no release | %s MiB |\n' "$(mib "$idle_rss")"
 printf '| idle CPU over %s s, no release | %s s |\n' "$idle_s" "$idle_cpu"
 printf '| peak RSS downloading %s MiB (VmHWM) | %s MiB |\n' "$size_mib" "$(mib "$hwm")"

@@ -43,6 +43,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The customer build (no tracker) must keep compiling and stay warning-free.
+cargo clippy -p shoal-cli --bins --quiet --no-default-features -- -D warnings
 cargo test --workspace
 
 # Every fuzz target for 10 s (long runs: `bash scripts/fuzz.sh 120`). The

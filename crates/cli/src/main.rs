@@ -2,6 +2,7 @@
 //! subcommand. Library crates do the work; this crate talks to the user.
 
 mod agent;
+#[cfg(feature = "tracker")]
 mod demo;
 mod get;
 mod inspect;
@@ -46,7 +47,16 @@ enum Command {
     Agent(agent::Args),
     /// Run a tracker, an origin server and a flash crowd of peers on this
     /// machine, and show what the origin was spared.
+    #[cfg(feature = "tracker")]
     Demo(demo::Args),
+    /// The customer's build has no tracker, so no demo: say so plainly
+    /// rather than "unrecognized subcommand".
+    #[cfg(not(feature = "tracker"))]
+    #[command(hide = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ignored: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,7 +70,13 @@ fn main() -> ExitCode {
         Command::Get(args) => get::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Agent(args) => agent::run(args),
+        #[cfg(feature = "tracker")]
         Command::Demo(args) => demo::run(args),
+        #[cfg(not(feature = "tracker"))]
+        Command::Demo { .. } => Err(anyhow::anyhow!(
+            "this shoal is the customer build, without the tracker the demo needs; \
+             build shoal with its default features to run `shoal demo`"
+        )),
     };
     match result {
         Ok(code) => code,
