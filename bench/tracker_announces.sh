@@ -175,9 +175,9 @@ run_round() {
   start_tracker "$db" "$dir/tracker.log" "${tracker_cpu[@]}"
   for r in $(seq "$releases"); do
     head -c $((64 * 1024)) /dev/urandom > "$dir/files/release-$r.bin"
-    timeout 60 "$shoal" publish "$dir/files/release-$r.bin" --key "$dir/key" \
+    SHOAL_TOKEN="$token" timeout 60 "$shoal" publish "$dir/files/release-$r.bin" --key "$dir/key" \
       --out "$dir/release-$r.torrent" --tracker "http://$addr/announce" \
-      --register "http://$addr" --token "$token" --json > "$dir/publish-$r.json" 2> "$dir/publish.err" \
+      --register "http://$addr" --json > "$dir/publish-$r.json" 2> "$dir/publish.err" \
       || { echo "registering release $r failed:" >&2; cat "$dir/publish.err" >&2; exit 1; }
   done
   grep -ho '"info_hash_v1": *"[0-9a-f]*"' "$dir"/publish-*.json | cut -d'"' -f4 > "$dir/hashes"

@@ -47,10 +47,16 @@ pub struct Args {
     comment: Option<String>,
     /// Register the release with this shoal-tracker (its base URL, like
     /// http://tracker.example.com:6969), so it tracks and accounts it.
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// The publisher's API token (printed by `shoal-tracker publisher add`)
+    /// comes from the environment variable SHOAL_TOKEN or this file.
+    #[arg(long, value_name = "URL")]
     register: Option<String>,
-    /// The publisher's API token, printed by `shoal-tracker publisher add`.
-    #[arg(long, value_name = "TOKEN", requires = "register")]
+    /// A file holding the publisher's API token, for --register.
+    #[arg(long, value_name = "FILE", requires = "register")]
+    token_file: Option<PathBuf>,
+    /// Refused: a token on the command line is visible to every account
+    /// on the machine (`ps`). Kept only to say so clearly.
+    #[arg(long, hide = true)]
     token: Option<String>,
     /// Print a JSON object instead of text.
     #[arg(long)]
@@ -65,6 +71,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             bail!("--piece-size {size}: must be a power of two from 16k to 256M");
         }
     }
+    if args.token.is_some() {
+        bail!(
+            "--token would show the publisher token to every account on this machine; \
+             put it in the environment variable {} or in a file named by --token-file",
+            crate::register::TOKEN_VARIABLE
+        );
+    }
+    // Before hashing: a missing token should not cost the publisher a
+    // whole pass over a multi-gigabyte release.
+    let token = match &args.register {
+        Some(_) => Some(crate::register::publisher_token(
+            args.token_file.as_deref(),
+        )?),
+        None => None,
+    };
     let key = crate::keyfile::read(&args.key)?;
     for url in &args.trackers {
         check_url(url, &["http", "https", "udp"], "--tracker")?;
@@ -117,7 +138,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // Read back what was written, so what we report is what the file says.
     let written = meta::Torrent::from_bytes(&bytes)
         .context("internal error: the new torrent does not parse")?;
-    let registered = match (&args.register, &args.token) {
+    let registered = match (&args.register, &token) {
         (Some(tracker), Some(token)) => Some(crate::register::register(tracker, token, &bytes)?),
         _ => None,
     };

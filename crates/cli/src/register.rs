@@ -2,9 +2,51 @@
 //! which checks its signature against the publisher's registered key and
 //! starts tracking it.
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+/// The environment variable that carries the publisher's API token, so it
+/// never shows in the process list as a command-line argument would.
+pub const TOKEN_VARIABLE: &str = "SHOAL_TOKEN";
+
+/// Tokens are 64 hex digits; anything much longer is not a token file.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// The publisher token from `--token-file` if given, else from
+/// [`TOKEN_VARIABLE`]; surrounding whitespace (a trailing newline) is
+/// dropped.
+pub fn publisher_token(token_file: Option<&Path>) -> Result<String> {
+    let token = match token_file {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| {
+                format!("cannot read the publisher token file {}", path.display())
+            })?;
+            let mut text = String::new();
+            file.take(MAX_TOKEN_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+                .with_context(|| format!("{} is not a text file", path.display()))?;
+            if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+                bail!(
+                    "{} is over {MAX_TOKEN_FILE_BYTES} bytes: not a publisher token file",
+                    path.display()
+                );
+            }
+            text
+        }
+        None => std::env::var(TOKEN_VARIABLE).unwrap_or_default(),
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        bail!(
+            "--register needs the publisher's API token (from `shoal-tracker publisher add`): \
+             set {TOKEN_VARIABLE} or pass --token-file FILE"
+        );
+    }
+    Ok(token.to_owned())
+}
 
 /// The tracker's answer to a registration.
 #[derive(Debug)]

@@ -138,7 +138,7 @@ fn publish(
         ])
         .arg(out);
     if let Some((base, token)) = register {
-        cmd.args(["--register", base, "--token", token]);
+        cmd.args(["--register", base]).env("SHOAL_TOKEN", token);
     }
     cmd
 }
