@@ -133,7 +133,7 @@
   // something answers on the agent's port. An opaque (no-cors) request
   // reads nothing, it only tells whether the connection succeeded.
   function agentAvailable() {
-    return fetchWithin(agent + "/v1/releases", { mode: "no-cors", credentials: "omit",
+    return fetchWithin(agent + "/shoal.js", { mode: "no-cors", credentials: "omit",
       cache: "no-store" }, PROBE_TIMEOUT_MS)
       .then(function () { return true; }, function () { return false; });
   }
