@@ -94,7 +94,9 @@ impl PublisherSite {
             .insert(path.to_owned(), location.to_owned());
     }
 
-    /// Slows every answer for `path` to `bps`.
+    /// Slows every answer for `path` to `bps`, and sends it without a
+    /// length (its end is the connection's), as some servers do: the
+    /// client learns the size only by reading.
     pub fn slow_down(&self, path: &str, bps: u64) {
         self.shared
             .slow_paths
@@ -174,11 +176,14 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         Some((start, end)) => ("206 Partial Content", start, end),
         None => ("200 OK", 0, len),
     };
+    let slow = shared.slow_paths.lock().unwrap().get(&path).copied();
     let mut reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Accept-Ranges: bytes\r\nConnection: close\r\n",
-        end - start
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n\
+         Accept-Ranges: bytes\r\nConnection: close\r\n"
     );
+    if slow.is_none() {
+        reply.push_str(&format!("Content-Length: {}\r\n", end - start));
+    }
     if status.starts_with("206") {
         reply.push_str(&format!(
             "Content-Range: bytes {start}-{}/{len}\r\n",
@@ -195,7 +200,6 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         return;
     }
     let body = &body[start as usize..end as usize];
-    let slow = shared.slow_paths.lock().unwrap().get(&path).copied();
     let rate = match slow {
         Some(bps) => bps,
         None if status.starts_with("206") => shared.ranged_rate_bps.load(Ordering::Relaxed),
