@@ -20,6 +20,9 @@ pub const MAX_TORRENT_BYTES: u64 = 32 * 1024 * 1024;
 pub const MAX_HANDOFF_TORRENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Redirects followed, within the page's origin, for a hand-off.
 const MAX_HANDOFF_REDIRECTS: usize = 5;
+/// A hand-off's torrent fetch: the page (shoal.js) stops waiting after
+/// 3 s and goes to the origin, so a fetch slot is never held for long.
+const HANDOFF_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The torrent at `source` (a path or an http(s) URL), and its bytes.
@@ -82,8 +85,13 @@ pub struct Fetched {
 /// address policy judges), at most [`MAX_HANDOFF_TORRENT_BYTES`].
 pub async fn fetch_for_page(url: &str, page_origin: &str) -> Result<Fetched, AgentError> {
     let origin = page_origin.to_owned();
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
+    let mut builder = reqwest::Client::builder();
+    if rebindable(page_origin) {
+        builder = engine::AddressPolicy::PublicOnly.apply(builder, MAX_HANDOFF_REDIRECTS);
+    }
+    // The redirect policy below replaces the one `apply` set.
+    let client = builder
+        .timeout(HANDOFF_FETCH_TIMEOUT)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_HANDOFF_REDIRECTS {
@@ -111,6 +119,27 @@ pub async fn fetch_for_page(url: &str, page_origin: &str) -> Result<Fetched, Age
         bytes,
         from,
     })
+}
+
+/// Whether a page's origin could be turned against the customer's own
+/// network by DNS rebinding: plain `http` to a host *name* (its name
+/// could resolve to 127.0.0.1 for us, and the request would reach a
+/// local service). Such an origin's torrent is fetched from public
+/// addresses only. Over `https` a local service cannot pass the TLS
+/// handshake for the page's name, so no request reaches it; an origin
+/// that is a literal address or `localhost` says openly where it is
+/// (the browser applies its own local-network rules to such a page).
+fn rebindable(page_origin: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(page_origin) else {
+        return true;
+    };
+    let host = url.host_str().unwrap_or("");
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    url.scheme() == "http" && !literal && !host.eq_ignore_ascii_case("localhost")
 }
 
 /// GETs `url` with `client`, reading at most `limit` bytes.
@@ -189,5 +218,21 @@ pub fn release_id(torrent: &Torrent) -> String {
         (Some(v2), _) => hex::encode(v2),
         (None, Some(v1)) => hex::encode(v1),
         (None, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_origins_by_name_can_be_rebound() {
+        assert!(rebindable("http://downloads.example.com"));
+        assert!(rebindable("http://downloads.example.com:8080"));
+        assert!(!rebindable("https://downloads.example.com"));
+        assert!(!rebindable("http://127.0.0.1:8080"));
+        assert!(!rebindable("http://[::1]:8080"));
+        assert!(!rebindable("http://198.51.100.2:8000"));
+        assert!(!rebindable("http://localhost:8000"));
     }
 }
