@@ -240,6 +240,46 @@ mod tests {
             .is_ok());
     }
 
+    /// What DNS rebinding comes to: a name that resolves to loopback
+    /// when the connection is made. A client under the policy does not
+    /// connect, and the loopback service sees nothing.
+    #[tokio::test]
+    async fn a_client_under_the_policy_never_connects_to_a_name_for_loopback() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let client = AddressPolicy::PublicOnly
+            .apply(reqwest::Client::builder(), 5)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let result = client
+            .get(format!("http://localhost:{port}/announce"))
+            .send()
+            .await;
+        assert!(result.is_err(), "{result:?}");
+        assert!(
+            listener.accept().is_err(),
+            "the loopback service got a connection"
+        );
+        // The same client without the policy does connect: the test can fail.
+        let open = AddressPolicy::Any
+            .apply(reqwest::Client::builder(), 5)
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = open
+            .get(format!("http://localhost:{port}/announce"))
+            .send()
+            .await;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            listener.accept().is_ok(),
+            "the unrestricted client did not connect"
+        );
+    }
+
     #[tokio::test]
     async fn a_name_for_loopback_resolves_to_nothing_usable() {
         let error = resolve_public("localhost")
