@@ -11,7 +11,9 @@
 //!   files 0600, also when an older version left them open); reads need
 //!   the token;
 //! * a dozen concurrent hand-offs of a huge torrent are mostly turned away
-//!   at once (503), and the agent's peak memory stays bounded.
+//!   at once (503), and the agent's peak memory stays bounded;
+//! * out of file descriptors, with peers still knocking, the agent's
+//!   accept loops wait instead of spinning (its CPU time stays low).
 //!
 //! Every wait has a deadline; child processes die with their guards.
 
@@ -322,4 +324,63 @@ fn concurrent_handoffs_of_a_huge_torrent_are_capped() {
         b"",
     );
     assert_eq!(answer.status, 200, "{}", answer.text());
+}
+
+/// CPU seconds the process has used so far (Linux, `/proc/PID/stat`,
+/// assuming the usual 100 ticks a second).
+#[cfg(target_os = "linux")]
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_descriptors_the_accept_loops_wait_instead_of_spinning() {
+    let scene = Scene::new();
+    let (_, publisher) = keygen(&scene.dir("keys"), "publisher.key");
+    let (config, state) = config_with(&scene, &publisher, "");
+    // Few descriptors: a few dozen peers knocking use them all up.
+    let mut proc = scene.spawn(
+        "agent",
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 96 && exec \"$0\" agent --config \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_shoal"))
+            .arg(&config),
+    );
+    let addr: std::net::SocketAddr =
+        proc.next_line(Instant::now() + Duration::from_secs(30), |line| {
+            line.strip_prefix("agent listening on http://")
+                .map(|a| a.parse().unwrap())
+        });
+    let token = std::fs::read_to_string(state.join("api-token")).unwrap();
+    let agent = Agent { proc, addr, token };
+    let settings = agent.call("GET", "/v1/settings", None, 200);
+    let listen: std::net::SocketAddr = settings["listen"].as_str().unwrap().parse().unwrap();
+    // Silent peers (no handshake) and silent API clients: every one the
+    // agent accepts holds a descriptor until its timeout.
+    let mut knocking = Vec::new();
+    for _ in 0..150 {
+        knocking.push(TcpStream::connect(listen).unwrap());
+        knocking.push(TcpStream::connect(agent.addr).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = agent.proc.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(pid) - before;
+    assert!(
+        used < 0.5,
+        "the agent used {used:.2} s of CPU in 3 s while out of descriptors (spinning on accept)"
+    );
+    drop(knocking);
+    // It recovers once the descriptors are free again.
+    std::thread::sleep(Duration::from_secs(2));
+    let list = agent.call("GET", "/v1/releases", None, 200);
+    assert_eq!(list, json!({ "releases": [] }));
 }
