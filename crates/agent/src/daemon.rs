@@ -169,6 +169,13 @@ async fn start_engine(settings: &AgentSettings, caps: RuntimeCaps) -> Result<Eng
 /// the token reaches the page and no server). The API's address comes
 /// from the file the running agent wrote, else `api`.
 pub fn ui_link(state_dir: &std::path::Path, api: SocketAddr) -> Result<String, AgentError> {
+    if !token::token_path(state_dir).exists() {
+        return Err(AgentError::Invalid(format!(
+            "no API token in {}: the agent makes it on its first start; start it, or name \
+             the running agent's state folder with --state (or its config with --config)",
+            state_dir.display()
+        )));
+    }
     let token = token::load(state_dir)?;
     let path = state_dir.join(API_ADDRESS_FILE);
     let addr = match std::fs::read_to_string(&path) {

@@ -27,7 +27,7 @@ pub fn load(state_dir: &Path) -> Result<String, StateError> {
         }),
         Err(source) => Err(StateError::Io {
             path,
-            action: "read (has the agent started once with this state folder?)",
+            action: "read",
             source,
         }),
     }
