@@ -276,6 +276,17 @@ fn the_quota_evicts_only_handed_off_copies_never_the_customers_releases() {
     let user = agent.call("POST", "/v1/releases", Some(body), 201);
     let user_id = field(&user, "info_hash").as_str().unwrap().to_owned();
     wait_state(&agent, "user.bin", "seeding", deadline);
+    // A page offering it while it runs gets it streamed as it is: the
+    // release stays the customer's, pinned, seeding.
+    let (status, stream) = hand_off(&agent, &site, "user.bin");
+    assert_eq!(status, 200, "a hand-off of a running release");
+    let got = exchange(agent.addr, "GET", &stream.unwrap(), &agent.host(), &[], b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len() as u64, MIB);
+    let listed = agent.release();
+    assert_eq!(field(&listed, "state"), "seeding");
+    assert_eq!(field(&listed, "pinned"), true);
+    assert_eq!(field(&listed, "handed_off"), false);
     agent.call("POST", &format!("/v1/releases/{user_id}/pause"), None, 200);
     // Room for one and a half shared copies: the customer's release does
     // not count, however large.
