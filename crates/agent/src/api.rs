@@ -1,6 +1,7 @@
 //! The local HTTP API, JSON in and out, under `/v1/`. The guard (see
 //! `guard.rs`) runs before every handler, the fallback included. No
-//! endpoint returns the token or the config file's contents.
+//! endpoint returns the token or the config file's contents. The server
+//! around it (`server.rs`) bounds connections and slow clients.
 
 use std::sync::Arc;
 
@@ -80,7 +81,9 @@ impl IntoResponse for ApiError {
             | AgentError::BadSignature { .. }
             | AgentError::Untrusted { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AgentError::UnknownRelease { .. } => StatusCode::NOT_FOUND,
-            AgentError::AlreadyAdded { .. } => StatusCode::CONFLICT,
+            AgentError::AlreadyAdded { .. } | AgentError::HandoffRefused(_) => StatusCode::CONFLICT,
+            AgentError::TooManyHandoffs(_) => StatusCode::TOO_MANY_REQUESTS,
+            AgentError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.0.to_string() }))).into_response()
@@ -189,11 +192,7 @@ async fn handoff(
 ) -> ApiResult {
     let origin = page_origin(&headers)?;
     check_source_length(&query.torrent)?;
-    let answer = state
-        .releases
-        .handoff(&origin, &query.torrent, false)
-        .await?
-        .ok_or_else(|| ApiError(AgentError::Internal("no hand-off answer".into())))?;
+    let answer = state.releases.handoff(&origin, &query.torrent).await?;
     let body = json!({
         "stream_url": format!("http://{}{}", state.api_addr, answer.stream_path),
         "info_hash": answer.info_hash,
@@ -203,13 +202,11 @@ async fn handoff(
     Ok((cors_for(&origin), Json(body)).into_response())
 }
 
-/// The CORS (and Private Network Access) preflight of a hand-off,
-/// answered yes only for an origin the release's manifest lists.
-async fn handoff_preflight(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Query(query): Query<HandoffQuery>,
-) -> ApiResult {
+/// The CORS (and Private Network Access) preflight of a hand-off. It
+/// does no network I/O at all (a page must not make the agent fetch
+/// anything by asking whether it may ask): yes for a page asking about a
+/// torrent on its own origin; the POST then checks the rest.
+async fn handoff_preflight(headers: HeaderMap, Query(query): Query<HandoffQuery>) -> ApiResult {
     let origin = page_origin(&headers)?;
     check_source_length(&query.torrent)?;
     let asked = headers
@@ -218,10 +215,7 @@ async fn handoff_preflight(
     if asked != Some("POST") {
         return Err(AgentError::Forbidden("a hand-off is a POST".to_owned()).into());
     }
-    state
-        .releases
-        .handoff(&origin, &query.torrent, true)
-        .await?;
+    crate::handoff::check_page_origin(&origin, &query.torrent)?;
     let mut answer = cors_for(&origin);
     answer.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -244,14 +238,34 @@ async fn handoff_preflight(
     Ok((StatusCode::NO_CONTENT, answer).into_response())
 }
 
-/// `GET /v1/stream/SECRET`: the file, in order, as it is verified.
+/// `GET /v1/stream/SECRET`: the file, in order, as it is verified. The
+/// first GET of a hand-off's stream starts its release, but only as a
+/// browser download: a navigation (`Sec-Fetch-Mode: navigate` into a
+/// document or frame), which the browser lists as a download; a fetch,
+/// an image or a script from a page is refused. Browsers always send
+/// these headers and pages cannot forge them; a program that is not a
+/// browser sends none, and is taken as asking for the file itself.
 async fn stream_file(
     State(state): State<ApiState>,
     method: Method,
     headers: HeaderMap,
     Path(secret): Path<String>,
 ) -> ApiResult {
-    let plan = state.releases.stream(&secret).await?;
+    let fetch_header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let opened_as_download = match fetch_header("sec-fetch-mode") {
+        None => true,
+        Some(mode) => {
+            mode == "navigate"
+                && matches!(
+                    fetch_header("sec-fetch-dest"),
+                    None | Some("document" | "iframe" | "frame")
+                )
+        }
+    };
+    let plan = state
+        .releases
+        .stream(&secret, method == Method::HEAD, opened_as_download)
+        .await?;
     Ok(stream::respond(
         plan.source,
         &plan.name,

@@ -1,7 +1,9 @@
 //! The daemon as a handle: [`Daemon::start`] prepares the state folder,
 //! the token, the engine and the API socket and restores the releases;
 //! [`Daemon::serve`] answers the API until asked to stop, then stops every
-//! release so its progress is saved.
+//! release so its progress is saved. The token is never printed or
+//! logged: `shoal agent ui` reads it from the state folder (see
+//! [`ui_link`]) for the customer who asks.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,10 +14,13 @@ use engine::{Engine, EngineError, EngineSettings};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
 use crate::api::{self, ApiState};
 use crate::guard::Guard;
 use crate::releases::Releases;
-use crate::state::{RuntimeCaps, StateError, StateFile};
+use crate::server::{self, ServerLimits};
+use crate::state::{self, RuntimeCaps, StateError, StateFile};
 use crate::{token, AgentError, AgentSettings};
 
 /// A started agent, not yet serving.
@@ -24,26 +29,31 @@ pub struct Daemon {
     listener: TcpListener,
     api_addr: SocketAddr,
     token_path: PathBuf,
-    token: String,
     releases: Arc<Releases>,
     router: axum::Router,
+    limits: ServerLimits,
 }
+
+/// The file in the state folder naming the address the API answers on.
+pub const API_ADDRESS_FILE: &str = "api-address";
 
 /// The engine's usual port; when taken (another client), a free one.
 const DEFAULT_LISTEN_PORT: u16 = 6881;
 
 impl Daemon {
     pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
+        settings.check()?;
         let trusted = settings.trusted_keys().map_err(AgentError::Invalid)?;
-        for dir in [&settings.state_dir, &settings.download_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
-                path: dir.clone(),
-                action: "create",
-                source,
-            })?;
-        }
+        state::create_private_dir(&settings.state_dir)?;
+        std::fs::create_dir_all(&settings.download_dir).map_err(|source| StateError::Io {
+            path: settings.download_dir.clone(),
+            action: "create",
+            source,
+        })?;
         let token = token::load_or_create(&settings.state_dir)?;
         let state = StateFile::load(&settings.state_dir)?;
+        // Files an earlier version left readable by others.
+        state::restrict_file(&settings.state_dir.join("releases.json"))?;
         // Caps chosen through the API outlive restarts; the file gives the rest.
         let caps = state.caps.unwrap_or(RuntimeCaps {
             max_upload_bps: settings.max_upload_bps,
@@ -65,6 +75,12 @@ impl Daemon {
                 addr: settings.api,
                 source,
             })?;
+        // Where `shoal agent ui` finds the API (the port may be chosen
+        // at start): an address, no secret.
+        state::write_atomically(
+            &settings.state_dir.join(API_ADDRESS_FILE),
+            api_addr.to_string().as_bytes(),
+        )?;
         let fixed = json!({
             "api": api_addr.to_string(),
             "listen": engine.listen_addr().to_string(),
@@ -78,6 +94,7 @@ impl Daemon {
             settings.download_dir.clone(),
             trusted,
             caps,
+            settings.handoffs_per_origin_per_minute,
         );
         releases.restore(state).await?;
         let router = api::router(
@@ -92,9 +109,12 @@ impl Daemon {
             listener,
             api_addr,
             token_path: token::token_path(&settings.state_dir),
-            token,
             releases,
             router,
+            limits: ServerLimits {
+                header_read_timeout: Duration::from_secs(settings.api_header_timeout_secs.max(1)),
+                max_connections: settings.api_max_connections,
+            },
         })
     }
 
@@ -108,12 +128,6 @@ impl Daemon {
         self.releases.engine().listen_addr()
     }
 
-    /// The web UI's address, with the token in the fragment: browsers do
-    /// not send a fragment, so the token reaches the page and no server.
-    pub fn ui_url(&self) -> String {
-        format!("http://{}/#token={}", self.api_addr, self.token)
-    }
-
     /// The file holding the API token.
     pub fn token_path(&self) -> &std::path::Path {
         &self.token_path
@@ -121,12 +135,7 @@ impl Daemon {
 
     /// Serves the API until `shutdown` resolves, then stops every release.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        if let Err(e) = served {
-            tracing::warn!("the API stopped: {e}");
-        }
+        server::serve(self.listener, self.router, self.limits, shutdown).await;
         self.releases.shutdown().await;
     }
 }
@@ -153,4 +162,39 @@ async fn start_engine(settings: &AgentSettings, caps: RuntimeCaps) -> Result<Eng
         }
         other => Ok(other?),
     }
+}
+
+/// The web UI's link for the agent whose state folder is `state_dir`,
+/// with the token in the fragment (browsers do not send a fragment, so
+/// the token reaches the page and no server). The API's address comes
+/// from the file the running agent wrote, else `api`.
+pub fn ui_link(state_dir: &std::path::Path, api: SocketAddr) -> Result<String, AgentError> {
+    if !token::token_path(state_dir).exists() {
+        return Err(AgentError::Invalid(format!(
+            "no API token in {}: the agent makes it on its first start; start it, or name \
+             the running agent's state folder with --state (or its config with --config)",
+            state_dir.display()
+        )));
+    }
+    let token = token::load(state_dir)?;
+    let path = state_dir.join(API_ADDRESS_FILE);
+    let addr = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| StateError::Damaged {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => api,
+        Err(source) => {
+            return Err(StateError::Io {
+                path,
+                action: "read",
+                source,
+            }
+            .into())
+        }
+    };
+    Ok(format!("http://{addr}/#token={token}"))
 }

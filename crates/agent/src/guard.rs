@@ -3,12 +3,15 @@
 //! * the `Host` header must name the loopback address and our port: a page
 //!   on `attacker.example` that rebinds its DNS name to 127.0.0.1 still
 //!   sends `Host: attacker.example` and is refused (DNS rebinding);
-//! * anything that changes state needs the per-install token, which only
+//! * every `/v1/` endpoint, reads included (the release list is the
+//!   customer's download history), needs the per-install token, which only
 //!   the user's own programs (and the agent's own web UI) know, and must
 //!   not come from another origin's page;
-//! * the one exception is the hand-off (`/v1/handoff`), which a
-//!   publisher's page calls without a token: its handler admits only
-//!   origins the release's signed manifest lists (see `handoff.rs`).
+//! * the exceptions are the web UI's page and script (`/`, `/shoal.js`,
+//!   no data in them), the hand-off (`/v1/handoff`), which a publisher's
+//!   page calls without a token and whose handler admits only origins the
+//!   release's signed manifest lists (see `handoff.rs`), and the stream
+//!   (`/v1/stream/SECRET`), whose 128-bit secret is its own credential.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,6 +25,8 @@ use crate::token::same_token;
 pub const TOKEN_HEADER: &str = "x-shoal-token";
 /// The path a page may call without the token.
 const HANDOFF_PATH: &str = "/v1/handoff";
+/// Streams: the secret in the path is the credential.
+const STREAM_PREFIX: &str = "/v1/stream/";
 
 /// What the guard checks against.
 #[derive(Debug, Clone)]
@@ -79,10 +84,7 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
             guard.allowed_hosts.join(", ")
         ));
     }
-    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    let handoff = request.uri().path() == HANDOFF_PATH
-        && matches!(*request.method(), Method::POST | Method::OPTIONS);
-    if !read_only && !handoff {
+    if !is_public(request.method(), request.uri().path()) {
         let origin = request
             .headers()
             .get(header::ORIGIN)
@@ -100,13 +102,22 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
             .unwrap_or("");
         if !same_token(&guard.token, given) {
             return refuse(
-                "this request changes the agent's state and needs the X-Shoal-Token header \
-                 with the token from the agent's state folder"
+                "this request needs the X-Shoal-Token header with the token from the file \
+                 api-token in the agent's state folder (`shoal agent ui` prints a link \
+                 to the web UI that carries it)"
                     .to_owned(),
             );
         }
     }
     next.run(request).await
+}
+
+/// The requests served without the token: the web UI's static files, a
+/// page's hand-off and its stream.
+fn is_public(method: &Method, path: &str) -> bool {
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    (read && (matches!(path, "/" | "/shoal.js") || path.starts_with(STREAM_PREFIX)))
+        || (path == HANDOFF_PATH && matches!(*method, Method::POST | Method::OPTIONS))
 }
 
 fn refuse(message: String) -> Response {
@@ -143,6 +154,31 @@ mod tests {
             "",
         ] {
             assert!(!guard.host_allowed(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn only_static_files_the_hand_off_and_streams_go_without_the_token() {
+        for (method, path) in [
+            (Method::GET, "/"),
+            (Method::GET, "/shoal.js"),
+            (Method::POST, "/v1/handoff"),
+            (Method::OPTIONS, "/v1/handoff"),
+            (Method::GET, "/v1/stream/abc"),
+            (Method::HEAD, "/v1/stream/abc"),
+        ] {
+            assert!(is_public(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/v1/releases"),
+            (Method::GET, "/v1/settings"),
+            (Method::GET, "/v1/handoff"),
+            (Method::POST, "/v1/releases"),
+            (Method::POST, "/v1/stream/abc"),
+            (Method::GET, "/v1/unknown"),
+            (Method::GET, "/index.html"),
+        ] {
+            assert!(!is_public(&method, path), "{method} {path}");
         }
     }
 

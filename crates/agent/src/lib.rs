@@ -1,18 +1,23 @@
 //! The shoal agent: a background daemon on the customer's machine that
 //! downloads and seeds releases through one [`engine::Engine`], keeps its
 //! list of releases in a state folder so a restart resumes them all, and
-//! takes orders over a local HTTP API (`/v1/...`) guarded against web
-//! pages: loopback `Host` only (DNS rebinding) and a per-install token for
-//! anything that changes state. See DESIGN.md, "Browser hand-off".
+//! takes orders over a local HTTP API (`/v1/...`) on a loopback address
+//! only, guarded against web pages and other local accounts: loopback
+//! `Host` only (DNS rebinding) and a per-install token for every endpoint
+//! but the web UI's files, a page's hand-off and its stream. A hand-off
+//! starts moving bytes only once the browser opens the stream as a
+//! download (`handoff.rs`, `offer.rs`). See DESIGN.md, "Browser hand-off".
 
 mod api;
 mod daemon;
 mod guard;
 pub mod handoff;
+mod offer;
 pub mod quota;
 mod release;
 mod releases;
 mod runner;
+mod server;
 pub mod settings;
 pub mod source;
 pub mod state;
@@ -21,7 +26,7 @@ pub mod token;
 
 use std::net::SocketAddr;
 
-pub use daemon::Daemon;
+pub use daemon::{ui_link, Daemon};
 pub use releases::{Phase, ReleaseView, SettingsUpdate};
 pub use settings::{default_config_path, AgentSettings, SettingsError};
 
@@ -48,6 +53,17 @@ pub enum AgentError {
     UnknownRelease { id: String },
     #[error("release {id} is already in this agent")]
     AlreadyAdded { id: String },
+    /// A hand-off the agent will not take as things stand (the release
+    /// is the customer's and paused, a file of its name is in the way):
+    /// the page falls back to its origin.
+    #[error("{0}")]
+    HandoffRefused(String),
+    /// Too many hand-offs from one origin: try again in a minute.
+    #[error("{0}")]
+    TooManyHandoffs(String),
+    /// Every slot for hand-off work is taken: try again shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Invalid(String),
     /// A web page asked for something its origin may not have.

@@ -1,8 +1,10 @@
 //! The disk quota for releases kept only for sharing. A complete release
-//! the customer did not pin is on disk for the next customers' sake; when
+//! that came from a browser hand-off (the browser saved the customer's own
+//! copy) and is not pinned is on disk for the next customers' sake; when
 //! such releases together need more than the quota, the least recently
-//! used go first. A release still downloading, or one the customer
-//! pinned, is never evicted and does not count against the quota.
+//! used go first. A release still downloading, one the customer pinned,
+//! and one the customer added (the caller passes those as pinned) is
+//! never evicted and does not count against the quota.
 
 /// What the quota needs to know of one release.
 #[derive(Debug, Clone, PartialEq, Eq)]

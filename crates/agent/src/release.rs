@@ -36,6 +36,9 @@ pub struct ReleaseView {
     pub uploaded: u64,
     pub peers: usize,
     pub pinned: bool,
+    /// Came from a web page's hand-off (a copy kept for sharing, which the
+    /// disk quota may remove), not from the customer.
+    pub handed_off: bool,
     pub added_at: u64,
     pub last_used_at: u64,
     pub error: Option<String>,
@@ -89,6 +92,7 @@ pub fn view(release: &Release) -> ReleaseView {
         uploaded: p.uploaded,
         peers: p.peers,
         pinned: release.record.pinned,
+        handed_off: release.record.handed_off,
         added_at: release.record.added_at,
         last_used_at: release.record.last_used_at,
         error: status.error.clone(),

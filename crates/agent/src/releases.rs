@@ -1,6 +1,12 @@
 //! The releases the agent holds: adding, pausing, resuming and removing
 //! them, applying caps, and keeping the state folder in step. One lock
 //! serialises these operations; the API calls them one at a time anyway.
+//! (Hand-offs from web pages arrive through `offer.rs`.)
+//!
+//! A release the customer adds is theirs: pinned from the start, never
+//! counted by the disk quota nor removed by it. Only hand-off releases,
+//! copies the agent keeps for sharing after the browser saved the
+//! customer's own, count toward the quota and may be evicted.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +16,7 @@ use engine::storage::StorageError;
 use engine::{Engine, EngineError};
 use serde::Deserialize;
 
-use crate::handoff::{self, Handoffs};
+use crate::handoff::Handoffs;
 use crate::quota::{self, QuotaEntry};
 pub use crate::release::ReleaseView;
 use crate::release::{
@@ -22,6 +28,15 @@ use crate::source;
 use crate::state::{unix_now, write_atomically, ReleaseRecord, RuntimeCaps, StateFile};
 use crate::stream::StreamSource;
 use crate::AgentError;
+
+/// Who asked for a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddedBy {
+    /// The customer, through the API or the UI.
+    Customer,
+    /// A web page's hand-off, accepted when the browser opened its stream.
+    Handoff { public_remotes_only: bool },
+}
 
 /// Most releases one agent holds; each costs a task and some memory.
 pub const MAX_RELEASES: usize = 1024;
@@ -46,10 +61,11 @@ pub struct HandoffAnswer {
     pub size: u64,
 }
 
-/// A stream's source, the file's name and its length.
+/// A stream's source (none for a HEAD request), the file's name and
+/// its length.
 #[derive(Debug)]
 pub struct StreamPlan {
-    pub source: StreamSource,
+    pub source: Option<StreamSource>,
     pub name: String,
     pub length: u64,
 }
@@ -59,11 +75,11 @@ pub struct StreamPlan {
 pub struct Releases {
     engine: Engine,
     state_dir: PathBuf,
-    download_dir: PathBuf,
-    trusted: Vec<[u8; 32]>,
+    pub(crate) download_dir: PathBuf,
+    pub(crate) trusted: Vec<[u8; 32]>,
     caps: Mutex<RuntimeCaps>,
-    releases: tokio::sync::Mutex<BTreeMap<String, Release>>,
-    handoffs: Handoffs,
+    pub(crate) releases: tokio::sync::Mutex<BTreeMap<String, Release>>,
+    pub(crate) handoffs: Handoffs,
     /// Lets a runner persist a completion without holding a strong cycle.
     this: std::sync::Weak<Releases>,
 }
@@ -75,6 +91,7 @@ impl Releases {
         download_dir: PathBuf,
         trusted: Vec<[u8; 32]>,
         caps: RuntimeCaps,
+        handoffs_per_origin_per_minute: u32,
     ) -> Arc<Releases> {
         Arc::new_cyclic(|this| Releases {
             engine,
@@ -83,7 +100,7 @@ impl Releases {
             trusted,
             caps: Mutex::new(caps),
             releases: tokio::sync::Mutex::new(BTreeMap::new()),
-            handoffs: Handoffs::default(),
+            handoffs: Handoffs::new(handoffs_per_origin_per_minute),
             this: this.clone(),
         })
     }
@@ -118,25 +135,29 @@ impl Releases {
         self.persist().await
     }
 
-    /// Adds the release at `source` and starts it.
+    /// Adds the release at `source` for the customer (pinned) and starts it.
     pub async fn add(&self, source_text: &str) -> Result<ReleaseView, AgentError> {
         let (torrent, bytes) = source::load(source_text).await?;
         source::check_publisher(source_text, &torrent, &self.trusted)?;
-        self.add_checked(torrent, bytes).await
+        self.add_checked(Arc::new(torrent), bytes, AddedBy::Customer)
+            .await
     }
 
-    /// Adds a release whose publisher was checked, making room for it
-    /// under the quota first.
-    async fn add_checked(
+    /// Adds a release whose publisher was checked; a hand-off's makes room
+    /// for itself under the quota first.
+    pub(crate) async fn add_checked(
         &self,
-        torrent: meta::Torrent,
+        torrent: Arc<meta::Torrent>,
         bytes: Vec<u8>,
+        added_by: AddedBy,
     ) -> Result<ReleaseView, AgentError> {
         let id = source::release_id(&torrent);
         if self.releases.lock().await.contains_key(&id) {
             return Err(AgentError::AlreadyAdded { id });
         }
-        self.enforce_quota(torrent.total_size()).await;
+        if added_by != AddedBy::Customer {
+            self.enforce_quota(torrent.total_size()).await;
+        }
         let mut releases = self.releases.lock().await;
         if releases.contains_key(&id) {
             return Err(AgentError::AlreadyAdded { id });
@@ -147,7 +168,7 @@ impl Releases {
             )));
         }
         let torrents = self.state_dir.join("torrents");
-        std::fs::create_dir_all(&torrents).map_err(|e| io_error(&torrents, e))?;
+        crate::state::create_private_dir(&torrents)?;
         let torrent_file = torrents.join(format!("{id}.torrent"));
         write_atomically(&torrent_file, &bytes)?;
         let now = unix_now();
@@ -158,11 +179,18 @@ impl Releases {
             out_dir: self.download_dir.clone(),
             paused: false,
             completed: false,
-            pinned: false,
+            pinned: added_by == AddedBy::Customer,
+            handed_off: added_by != AddedBy::Customer,
+            public_remotes_only: matches!(
+                added_by,
+                AddedBy::Handoff {
+                    public_remotes_only: true
+                }
+            ),
             added_at: now,
             last_used_at: now,
         };
-        let mut release = new_release(record, Arc::new(torrent));
+        let mut release = new_release(record, torrent);
         self.launch(&mut release).await;
         let view = view(&release);
         releases.insert(id, release);
@@ -189,98 +217,6 @@ impl Releases {
         Ok(view)
     }
 
-    /// A page on `page_origin` asks for the release at `torrent_url` (see
-    /// `handoff.rs` for what it must prove). With `check_only` nothing is
-    /// added (a CORS preflight); otherwise the release is added or resumed
-    /// and a stream URL issued for it.
-    pub async fn handoff(
-        &self,
-        page_origin: &str,
-        torrent_url: &str,
-        check_only: bool,
-    ) -> Result<Option<HandoffAnswer>, AgentError> {
-        handoff::check_page_origin(page_origin, torrent_url)?;
-        let (torrent, bytes) = source::load(torrent_url).await?;
-        let publisher = handoff::publisher_for_origin(torrent_url, &torrent, page_origin)?;
-        if !self.trusted.contains(&publisher) {
-            let vouched = self
-                .handoffs
-                .origin_vouches(page_origin, &publisher)
-                .await
-                .map_err(|reason| AgentError::Fetch {
-                    location: format!("{page_origin}/.well-known/shoal.json"),
-                    reason,
-                })?;
-            if !vouched {
-                return Err(AgentError::Untrusted {
-                    location: torrent_url.to_owned(),
-                    publisher: hex::encode(publisher),
-                });
-            }
-        }
-        if single_file(&torrent).is_none() {
-            return Err(AgentError::Invalid(format!(
-                "{torrent_url} holds several files; the browser hand-off serves single-file releases"
-            )));
-        }
-        if check_only {
-            return Ok(None);
-        }
-        let id = source::release_id(&torrent);
-        let answer = |view: &ReleaseView| HandoffAnswer {
-            stream_path: format!("/v1/stream/{}", self.handoffs.issue(&view.info_hash)),
-            info_hash: view.info_hash.clone(),
-            name: view.name.clone(),
-            size: view.total_bytes,
-        };
-        match self.add_checked(torrent, bytes).await {
-            Ok(view) => Ok(Some(answer(&view))),
-            // Asked for again: start it if it was paused, and stream it.
-            Err(AgentError::AlreadyAdded { .. }) => Ok(Some(answer(&self.resume(&id).await?))),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// What the stream `secret` serves, if it was issued and is valid.
-    pub async fn stream(&self, secret: &str) -> Result<StreamPlan, AgentError> {
-        let unknown = || AgentError::UnknownRelease {
-            id: "for this stream URL (it expired, or the release was removed)".to_owned(),
-        };
-        let id = self.handoffs.redeem(secret).ok_or_else(unknown)?;
-        let mut releases = self.releases.lock().await;
-        let release = releases.get_mut(&id).ok_or_else(unknown)?;
-        release.record.last_used_at = unix_now();
-        let (file, entry) = single_file(&release.torrent).ok_or_else(unknown)?;
-        let name = entry
-            .path
-            .components()
-            .last()
-            .cloned()
-            .unwrap_or_else(|| release.torrent.name.clone());
-        let length = entry.length;
-        let running = release.running.as_ref().filter(|r| !r.is_finished());
-        let source = match running {
-            Some(running) => StreamSource::Live {
-                reader: running.reader(),
-                file,
-            },
-            None if lock(&release.status).completed => StreamSource::OnDisk {
-                path: engine::storage::file_path(&release.torrent, &release.record.out_dir, file),
-            },
-            None => {
-                return Err(AgentError::Invalid(format!(
-                    "release {} is paused; resume it to download it",
-                    release.record.name
-                )))
-            }
-        };
-        Ok(StreamPlan {
-            source,
-            name,
-            length,
-        })
-    }
-
     /// Evicts least recently used shared releases until the quota has
     /// room for `incoming` more bytes.
     async fn enforce_quota(&self, incoming: u64) {
@@ -296,7 +232,8 @@ impl Releases {
                     id: r.record.info_hash.clone(),
                     size: r.torrent.total_size(),
                     completed: lock(&r.status).completed,
-                    pinned: r.record.pinned,
+                    // The customer's own releases are kept like pinned ones.
+                    pinned: r.record.pinned || !r.record.handed_off,
                     last_used_at: r.record.last_used_at,
                 })
                 .collect();
@@ -412,7 +349,7 @@ impl Releases {
 
     /// Starts `release` in the engine: a download, or a seed once complete.
     /// Failures land in its status, so the API can show them.
-    async fn launch(&self, release: &mut Release) {
+    pub(crate) async fn launch(&self, release: &mut Release) {
         let seeding = self.caps().seeding;
         let completed = lock(&release.status).completed;
         if completed && !seeding {
@@ -451,8 +388,12 @@ impl Releases {
         std::fs::create_dir_all(&release.record.out_dir)
             .map_err(|e| EngineError::Internal(io_error(&release.record.out_dir, e).to_string()))?;
         let handle = retry_while_stopping(|| {
-            self.engine
-                .download(release.torrent.clone(), &release.record.out_dir, seeding)
+            self.engine.download_with(
+                release.torrent.clone(),
+                &release.record.out_dir,
+                seeding,
+                options(release),
+            )
         })
         .await?;
         lock(&release.status).phase = Phase::Downloading;
@@ -461,8 +402,12 @@ impl Releases {
 
     async fn start_seed(&self, release: &Release) -> Result<Running, EngineError> {
         let handle = retry_while_stopping(|| {
-            self.engine
-                .seed(release.torrent.clone(), &release.record.out_dir, |_| {})
+            self.engine.seed_with(
+                release.torrent.clone(),
+                &release.record.out_dir,
+                |_| {},
+                options(release),
+            )
         })
         .await?;
         let mut status = lock(&release.status);
@@ -506,8 +451,20 @@ impl Releases {
     }
 }
 
+/// How the engine runs `release`: a hand-off from a public origin may
+/// reach its trackers and web seeds at public addresses only.
+fn options(release: &Release) -> engine::TorrentOptions {
+    engine::TorrentOptions {
+        remote: if release.record.public_remotes_only {
+            engine::AddressPolicy::PublicOnly
+        } else {
+            engine::AddressPolicy::Any
+        },
+    }
+}
+
 /// The one data file of a single-file release, with its index.
-fn single_file(torrent: &meta::Torrent) -> Option<(usize, &meta::FileEntry)> {
+pub(crate) fn single_file(torrent: &meta::Torrent) -> Option<(usize, &meta::FileEntry)> {
     let mut files = torrent.files.iter().enumerate().filter(|(_, f)| !f.pad);
     let first = files.next()?;
     files.next().is_none().then_some(first)

@@ -18,9 +18,18 @@ pub const MAX_TRUSTED_KEYS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSettings {
-    /// Where the local API listens. Loopback only is the safe choice: the
-    /// API trusts whoever holds the token file.
+    /// Where the local API listens: a loopback address only (127.0.0.0/8
+    /// or ::1); anything else is refused at start, since the API's guard
+    /// is meant for this machine's browser and programs.
     pub api: SocketAddr,
+    /// Seconds a client has to send a request's head before the API
+    /// closes its connection.
+    pub api_header_timeout_secs: u64,
+    /// Most API connections open at once; more are closed on arrival.
+    pub api_max_connections: usize,
+    /// Hand-offs one web origin may ask for per minute; more are refused
+    /// (429) and the page falls back to its origin.
+    pub handoffs_per_origin_per_minute: u32,
     /// Where peers connect to us.
     pub listen: SocketAddr,
     /// The agent's own files: release list, torrents, API token.
@@ -56,6 +65,9 @@ impl Default for AgentSettings {
             .unwrap_or_else(|| state_dir.join("downloads"));
         AgentSettings {
             api: SocketAddr::from(([127, 0, 0, 1], 6880)),
+            api_header_timeout_secs: 10,
+            api_max_connections: 128,
+            handoffs_per_origin_per_minute: 6,
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
             state_dir,
             download_dir,
@@ -83,6 +95,11 @@ pub enum SettingsError {
     TooLarge { path: PathBuf },
     #[error("the config file {path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "the API address {addr} is not a loopback address; the agent's API serves this \
+         machine only: set api (or --api) to 127.0.0.1:PORT or [::1]:PORT"
+    )]
+    ApiNotLoopback { addr: SocketAddr },
 }
 
 /// The config file's usual place: `config.toml` in the platform's config
@@ -129,6 +146,15 @@ impl AgentSettings {
                 reason,
             })?;
         Ok(settings)
+    }
+
+    /// Refuses settings the agent must not run with: an API on a
+    /// non-loopback address.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        if !self.api.ip().is_loopback() {
+            return Err(SettingsError::ApiNotLoopback { addr: self.api });
+        }
+        Ok(())
     }
 
     /// The trusted publisher keys as bytes; says which entry is malformed.
@@ -188,6 +214,24 @@ mod tests {
         assert_eq!(settings.api.to_string(), DEFAULT_API);
         assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(settings.trusted_keys().unwrap(), vec![[0xab; 32]]);
+    }
+
+    #[test]
+    fn the_api_must_be_on_loopback() {
+        let mut settings = AgentSettings::default();
+        assert!(settings.check().is_ok());
+        for addr in ["[::1]:6880", "127.0.0.2:1"] {
+            settings.api = addr.parse().unwrap();
+            assert!(settings.check().is_ok(), "{addr}");
+        }
+        for addr in ["0.0.0.0:6880", "[::]:6880", "192.168.1.5:6880"] {
+            settings.api = addr.parse().unwrap();
+            let error = settings.check().unwrap_err().to_string();
+            assert!(
+                error.contains(addr) && error.contains("127.0.0.1"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

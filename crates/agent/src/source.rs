@@ -4,6 +4,7 @@
 //! person at a terminal.
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +14,15 @@ use crate::AgentError;
 
 /// Largest torrent we fetch or read.
 pub const MAX_TORRENT_BYTES: u64 = 32 * 1024 * 1024;
+/// Largest torrent a page may hand off: a single-file release's torrent
+/// is tens of KiB to a few MiB (piece hashes). Smaller than the general
+/// bound because a page, not the customer, makes the agent hold it.
+pub const MAX_HANDOFF_TORRENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Redirects followed, within the page's origin, for a hand-off.
+const MAX_HANDOFF_REDIRECTS: usize = 5;
+/// A hand-off's torrent fetch: the page (shoal.js) stops waiting after
+/// 3 s and goes to the origin, so a fetch slot is never held for long.
+const HANDOFF_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The torrent at `source` (a path or an http(s) URL), and its bytes.
@@ -51,37 +61,132 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, AgentError> {
 }
 
 async fn fetch(url: &str) -> Result<Vec<u8>, AgentError> {
-    let fetch_error = |reason: String| AgentError::Fetch {
-        location: url.to_owned(),
-        reason,
-    };
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .map_err(|e| AgentError::Internal(e.to_string()))?;
+    Ok(fetch_with(&client, url, MAX_TORRENT_BYTES).await?.0)
+}
+
+/// A torrent a page handed off, and the address it came from.
+#[derive(Debug)]
+pub struct Fetched {
+    pub torrent: Torrent,
+    pub bytes: Vec<u8>,
+    /// The server's address (of the last hop): whether the page's origin
+    /// is on a local network, as far as the agent can see.
+    pub from: Option<SocketAddr>,
+}
+
+/// Fetches the torrent a page on `page_origin` handed off: redirects are
+/// followed only within that origin (a page may not make the agent ask
+/// other hosts for anything), no proxy (the address reached is what the
+/// address policy judges), at most [`MAX_HANDOFF_TORRENT_BYTES`].
+pub async fn fetch_for_page(url: &str, page_origin: &str) -> Result<Fetched, AgentError> {
+    let origin = page_origin.to_owned();
+    let mut builder = reqwest::Client::builder();
+    if rebindable(page_origin) {
+        builder = engine::AddressPolicy::PublicOnly.apply(builder, MAX_HANDOFF_REDIRECTS);
+    }
+    // The redirect policy below replaces the one `apply` set.
+    let client = builder
+        .timeout(HANDOFF_FETCH_TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_HANDOFF_REDIRECTS {
+                return attempt.error("too many redirects");
+            }
+            let target = crate::handoff::normalize_origin(attempt.url().as_str());
+            if target.as_deref() == Some(origin.as_str()) {
+                attempt.follow()
+            } else {
+                let shown = target.unwrap_or_else(|| attempt.url().to_string());
+                attempt.error(format!(
+                    "it redirects to {shown}, outside the page's origin {origin}; not followed"
+                ))
+            }
+        }))
+        .build()
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+    let (bytes, from) = fetch_with(&client, url, MAX_HANDOFF_TORRENT_BYTES).await?;
+    let torrent = Torrent::from_bytes(&bytes).map_err(|e| AgentError::NotATorrent {
+        location: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(Fetched {
+        torrent,
+        bytes,
+        from,
+    })
+}
+
+/// Whether a page's origin could be turned against the customer's own
+/// network by DNS rebinding: plain `http` to a host *name* (its name
+/// could resolve to 127.0.0.1 for us, and the request would reach a
+/// local service). Such an origin's torrent is fetched from public
+/// addresses only. Over `https` a local service cannot pass the TLS
+/// handshake for the page's name, so no request reaches it; an origin
+/// that is a literal address or `localhost` says openly where it is
+/// (the browser applies its own local-network rules to such a page).
+fn rebindable(page_origin: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(page_origin) else {
+        return true;
+    };
+    let host = url.host_str().unwrap_or("");
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    url.scheme() == "http" && !literal && !host.eq_ignore_ascii_case("localhost")
+}
+
+/// GETs `url` with `client`, reading at most `limit` bytes.
+async fn fetch_with(
+    client: &reqwest::Client,
+    url: &str,
+    limit: u64,
+) -> Result<(Vec<u8>, Option<SocketAddr>), AgentError> {
+    let fetch_error = |reason: String| AgentError::Fetch {
+        location: url.to_owned(),
+        reason,
+    };
+    let describe = |e: reqwest::Error| {
+        // reqwest's own message is terse; the causes say what failed.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    };
     let mut response = client
         .get(url)
         .send()
         .await
-        .map_err(|e| fetch_error(e.to_string()))?;
+        .map_err(|e| fetch_error(describe(e)))?;
     if !response.status().is_success() {
         return Err(fetch_error(format!("answered {}", response.status())));
     }
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(fetch_error(format!("larger than {limit} bytes")));
+    }
+    let from = response.remote_addr();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| fetch_error(e.to_string()))?
+        .map_err(|e| fetch_error(describe(e)))?
     {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > MAX_TORRENT_BYTES {
-            return Err(fetch_error(format!(
-                "larger than {MAX_TORRENT_BYTES} bytes"
-            )));
+        if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+            return Err(fetch_error(format!("larger than {limit} bytes")));
         }
+        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, from))
 }
 
 /// Refuses a torrent unless a trusted publisher validly signed it.
@@ -113,5 +218,21 @@ pub fn release_id(torrent: &Torrent) -> String {
         (Some(v2), _) => hex::encode(v2),
         (None, Some(v1)) => hex::encode(v1),
         (None, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_origins_by_name_can_be_rebound() {
+        assert!(rebindable("http://downloads.example.com"));
+        assert!(rebindable("http://downloads.example.com:8080"));
+        assert!(!rebindable("https://downloads.example.com"));
+        assert!(!rebindable("http://127.0.0.1:8080"));
+        assert!(!rebindable("http://[::1]:8080"));
+        assert!(!rebindable("http://198.51.100.2:8000"));
+        assert!(!rebindable("http://localhost:8000"));
     }
 }

@@ -3,6 +3,11 @@
 //! release's torrent. Written atomically (temp file, fsync, rename) so a
 //! crash leaves either the old list or the new one, never half of one.
 //! Download progress itself lives in the engine's resume data.
+//!
+//! The folder holds the customer's download history and the API token, so
+//! on Unix it is made owner-only (0700) and every file in it 0600; other
+//! local accounts see nothing. Elsewhere (Windows) the per-user app-data
+//! folder it lives in is already private to the user.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +33,15 @@ pub struct ReleaseRecord {
     pub completed: bool,
     /// Kept when the disk quota needs room (see `quota.rs`).
     pub pinned: bool,
+    /// Came from a web page's hand-off, not from the customer: a copy
+    /// kept for sharing (the browser saved the customer's own), which the
+    /// quota may remove. Records of older versions are the customer's.
+    #[serde(default)]
+    pub handed_off: bool,
+    /// Its trackers and web seeds may be reached at public addresses
+    /// only (a hand-off from a page on a public origin).
+    #[serde(default)]
+    pub public_remotes_only: bool,
     /// Unix seconds.
     pub added_at: u64,
     pub last_used_at: u64,
@@ -110,11 +124,60 @@ impl StateFile {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let temp = path.with_extension("tmp");
     {
-        let mut file = std::fs::File::create(&temp).map_err(io(&temp, "create"))?;
+        let mut file = create_private(&temp).map_err(io(&temp, "create"))?;
         file.write_all(bytes).map_err(io(&temp, "write"))?;
         file.sync_all().map_err(io(&temp, "sync"))?;
     }
     std::fs::rename(&temp, path).map_err(io(path, "replace"))
+}
+
+/// Creates (or truncates) a file only its owner can read and write.
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // The mode applies only to a new file: fix an older one's.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::create(path)
+}
+
+/// Creates `dir` (and its parents) if needed and makes it owner-only.
+pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    std::fs::create_dir_all(dir).map_err(io(dir, "create"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(dir, "restrict the permissions of"))?;
+    }
+    Ok(())
+}
+
+/// Makes a file written by an earlier version owner-only.
+pub fn restrict_file(path: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(path, "restrict the permissions of")(e))
+            }
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -143,6 +206,8 @@ mod tests {
                 paused: true,
                 completed: false,
                 pinned: false,
+                handed_off: true,
+                public_remotes_only: true,
                 added_at: 1,
                 last_used_at: 2,
             }],
@@ -156,6 +221,12 @@ mod tests {
         state.save(dir.path()).unwrap();
         assert_eq!(StateFile::load(dir.path()).unwrap(), state);
         assert!(!dir.path().join("releases.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(STATE_FILE)).unwrap();
+            assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn content_disposition(name: &str) -> HeaderValue {
 
 /// The response for a stream of a file `length` bytes long named `name`.
 pub fn respond(
-    source: StreamSource,
+    source: Option<StreamSource>,
     name: &str,
     length: u64,
     request_headers: &HeaderMap,
@@ -131,9 +131,9 @@ pub fn respond(
             headers.insert(header::CONTENT_RANGE, value);
         }
     }
-    if head_only {
+    let Some(source) = source.filter(|_| !head_only) else {
         return (status, headers).into_response();
-    }
+    };
     (status, headers, Body::from_stream(body(source, start, end))).into_response()
 }
 

@@ -16,6 +16,23 @@ pub fn token_path(state_dir: &Path) -> PathBuf {
     state_dir.join(TOKEN_FILE)
 }
 
+/// Reads the existing token (for `shoal agent ui`).
+pub fn load(state_dir: &Path) -> Result<String, StateError> {
+    let path = token_path(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if is_token(text.trim()) => Ok(text.trim().to_owned()),
+        Ok(_) => Err(StateError::Damaged {
+            path,
+            reason: "not a 64-hex-digit token".into(),
+        }),
+        Err(source) => Err(StateError::Io {
+            path,
+            action: "read",
+            source,
+        }),
+    }
+}
+
 /// Reads the token, creating it on first start.
 pub fn load_or_create(state_dir: &Path) -> Result<String, StateError> {
     let path = token_path(state_dir);

@@ -17,8 +17,11 @@
  * The request is a CORS "simple" request (a POST with no body and no custom
  * header), so it needs no preflight; the agent checks the page's Origin
  * against the release's signed manifest and answers readable JSON only to
- * an origin it accepts. No dependencies; plain ES2018 for current Chromium,
- * Firefox and Safari.
+ * an origin it accepts. That answer only reserves the release: the agent
+ * starts downloading when the browser opens the stream URL as a download
+ * (the navigation below), so nothing moves that the visitor does not see
+ * in the browser's download list. No dependencies; plain ES2018 for current
+ * Chromium, Firefox and Safari.
  */
 (function () {
   "use strict";
@@ -133,7 +136,7 @@
   // something answers on the agent's port. An opaque (no-cors) request
   // reads nothing, it only tells whether the connection succeeded.
   function agentAvailable() {
-    return fetchWithin(agent + "/v1/releases", { mode: "no-cors", credentials: "omit",
+    return fetchWithin(agent + "/shoal.js", { mode: "no-cors", credentials: "omit",
       cache: "no-store" }, PROBE_TIMEOUT_MS)
       .then(function () { return true; }, function () { return false; });
   }

@@ -43,7 +43,7 @@ enum Command {
     /// Share a complete release that is already on disk.
     Seed(seed::Args),
     /// Run the background agent: downloads and seeds releases, driven by a
-    /// local HTTP API.
+    /// local HTTP API (`shoal agent ui` prints its web UI's link).
     Agent(agent::Args),
     /// Run a tracker, an origin server and a flash crowd of peers on this
     /// machine, and show what the origin was spared.

@@ -1,8 +1,9 @@
 //! `shoal agent` as a real process on loopback, driven through its HTTP API:
 //!
-//! * the guard: a foreign `Host` is refused on every endpoint, a state
-//!   change without the token is refused, no answer contains the token,
-//!   and only releases signed by a trusted publisher are accepted;
+//! * the guard: a foreign `Host` is refused on every endpoint, a request
+//!   without the token is refused (reads included: the list is the
+//!   customer's history), no answer contains the token, and only releases
+//!   signed by a trusted publisher are accepted;
 //! * a release added through the API downloads from a `shoal seed` found
 //!   through a local tracker, pauses (and stays still), resumes, survives
 //!   the agent being killed, and completes byte-identical.
@@ -67,7 +68,8 @@ fn the_api_refuses_foreign_hosts_missing_tokens_and_untrusted_releases() {
             assert_eq!(status, 403, "{method} {path} with Host {host}: {body}");
             assert!(body.contains("only requests addressed to"), "{body}");
         }
-        if method != "GET" {
+        // Reads too: the release list is the customer's download history.
+        {
             for token in [None, Some("0".repeat(64).as_str())] {
                 let (status, body) = http(agent.addr, method, path, &agent.host(), token, None);
                 assert_eq!(status, 403, "{method} {path} with token {token:?}: {body}");
@@ -77,9 +79,22 @@ fn the_api_refuses_foreign_hosts_missing_tokens_and_untrusted_releases() {
         }
     }
     for host in [format!("localhost:{}", agent.addr.port()), agent.host()] {
-        let (status, body) = http(agent.addr, "GET", "/v1/settings", &host, None, None);
+        let (status, body) = http(
+            agent.addr,
+            "GET",
+            "/v1/settings",
+            &host,
+            Some(&agent.token),
+            None,
+        );
         assert_eq!(status, 200, "{body}");
         assert!(!body.contains(&agent.token), "settings leaked the token");
+    }
+    // The web UI's page and script need no token (and hold no data).
+    for path in ["/", "/shoal.js"] {
+        let (status, body) = http(agent.addr, "GET", path, &agent.host(), None, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        assert!(!body.contains(&agent.token));
     }
 
     // Signed, but by a key the agent does not trust: refused, naming it.
@@ -137,6 +152,9 @@ fn a_release_downloads_pauses_resumes_and_survives_a_killed_agent() {
     let added = agent.call("POST", "/v1/releases", Some(add), 201);
     let id = field(&added, "info_hash").as_str().unwrap().to_owned();
     assert_eq!(field(&added, "total_bytes"), SIZE);
+    // The customer's own: pinned from the start, never the quota's to take.
+    assert_eq!(field(&added, "pinned"), true, "{added:#}");
+    assert_eq!(field(&added, "handed_off"), false, "{added:#}");
 
     let started = wait_release(&agent, deadline, "the first bytes", |r| {
         bytes(r, "verified_bytes") > 0 && r["state"] == "downloading"

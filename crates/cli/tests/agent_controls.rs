@@ -3,7 +3,9 @@
 //! * download and upload caps changed mid-transfer take effect within a
 //!   few seconds, the measured rate within 10 % of the cap;
 //! * the disk quota for shared releases evicts the least recently used
-//!   shared release, never a pinned or an unfinished one.
+//!   copy kept from a browser hand-off, and never a release the customer
+//!   added: a hand-off neither deletes nor resumes the customer's paused
+//!   release.
 //!
 //! Every wait has a deadline; child processes die with their guards.
 
@@ -13,6 +15,8 @@
 #[path = "common/agent_api.rs"]
 mod agent_api;
 mod common;
+#[path = "common/publisher_site.rs"]
+mod publisher_site;
 #[path = "common/swarm.rs"]
 #[allow(unused_imports)]
 mod swarm;
@@ -22,8 +26,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use agent_api::{bytes, keygen, publish, wait_release, write_config, Agent, MIB};
+use agent_api::{
+    bytes, exchange, keygen, publish, publish_with, wait_release, write_config, Agent, MIB,
+};
 use common::{field, shoal, write_random_file};
+use publisher_site::PublisherSite;
 use swarm::{assert_same_content, LocalTracker, Proc, Scene};
 
 /// How long a new cap gets to take hold, then how long the rate is measured.
@@ -152,21 +159,24 @@ fn wait_until_positive(sample: &impl Fn() -> u64, deadline: Instant) {
     }
 }
 
-/// One small signed release on disk, its torrent, and its seed's folder.
+/// One small signed release on disk (origin `origin`), its torrent, and
+/// its seed's folder.
 fn small_release(
     scene: &Scene,
     name: &str,
     key: &Path,
     announce: &str,
+    origin: &str,
     seed: u64,
 ) -> (PathBuf, PathBuf) {
     let dir = scene.dir(&format!("seed-{name}"));
     write_random_file(&dir.join(name), MIB, seed);
-    let torrent = publish(
+    let torrent = publish_with(
         &dir.join(name),
         key,
         announce,
         &scene.path(&format!("{name}.torrent")),
+        &["--origin", origin],
     );
     (torrent, dir)
 }
@@ -202,93 +212,143 @@ fn wait_state(agent: &Agent, name: &str, state: &str, deadline: Instant) {
     }
 }
 
+/// A page on `site` hands `name` off; returns the status and, when
+/// accepted, the stream's path.
+fn hand_off(agent: &Agent, site: &PublisherSite, name: &str) -> (u16, Option<String>) {
+    let path = format!(
+        "/v1/handoff?torrent={}/{name}.torrent",
+        site.origin().replace(':', "%3A").replace('/', "%2F")
+    );
+    let answer = exchange(
+        agent.addr,
+        "POST",
+        &path,
+        &agent.host(),
+        &[("Origin", site.origin())],
+        b"",
+    );
+    let stream = (answer.status == 200).then(|| {
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        let url = field(&body, "stream_url").as_str().unwrap().to_owned();
+        url.strip_prefix(&format!("http://{}", agent.host()))
+            .unwrap()
+            .to_owned()
+    });
+    (answer.status, stream)
+}
+
 #[test]
-fn the_quota_evicts_the_least_recently_used_shared_release_only() {
+fn the_quota_evicts_only_handed_off_copies_never_the_customers_releases() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let scene = Scene::new();
     let tracker = LocalTracker::start(&scene);
+    let site = PublisherSite::start();
     let (key, publisher) = keygen(&scene.dir("keys"), "publisher.key");
     let mut seeds = Vec::new();
     let mut torrents = Vec::new();
-    for (n, name) in ["pinned.bin", "older.bin", "newer.bin", "unseeded.bin"]
-        .iter()
-        .enumerate()
-    {
-        let (torrent, dir) = small_release(&scene, name, &key, &tracker.announce, n as u64);
-        if *name != "unseeded.bin" {
-            seeds.push(start_seed(
-                &scene,
-                &format!("seed-{name}"),
-                &torrent,
-                &dir,
-                &publisher,
-            ));
-        }
+    for (n, name) in ["user.bin", "older.bin", "newer.bin"].iter().enumerate() {
+        let (torrent, dir) = small_release(
+            &scene,
+            name,
+            &key,
+            &tracker.announce,
+            &site.origin(),
+            n as u64,
+        );
+        seeds.push(start_seed(
+            &scene,
+            &format!("seed-{name}"),
+            &torrent,
+            &dir,
+            &publisher,
+        ));
+        site.put(
+            &format!("/{name}.torrent"),
+            std::fs::read(&torrent).unwrap(),
+        );
         torrents.push(torrent);
     }
     let (config, state, downloads) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);
-    // Room for two and a half shared releases.
-    set(&agent, json!({ "shared_quota_bytes": 5 * MIB / 2 }));
-    let add = |torrent: &PathBuf| {
-        let body = json!({ "torrent": torrent.to_str().unwrap() });
-        field(
-            &agent.call("POST", "/v1/releases", Some(body), 201),
-            "info_hash",
-        )
-        .as_str()
-        .unwrap()
-        .to_owned()
+
+    // The customer's own release: added through the API, complete, paused.
+    let body = json!({ "torrent": torrents[0].to_str().unwrap() });
+    let user = agent.call("POST", "/v1/releases", Some(body), 201);
+    let user_id = field(&user, "info_hash").as_str().unwrap().to_owned();
+    wait_state(&agent, "user.bin", "seeding", deadline);
+    // A page offering it while it runs gets it streamed as it is: the
+    // release stays the customer's, pinned, seeding.
+    let (status, stream) = hand_off(&agent, &site, "user.bin");
+    assert_eq!(status, 200, "a hand-off of a running release");
+    let got = exchange(agent.addr, "GET", &stream.unwrap(), &agent.host(), &[], b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len() as u64, MIB);
+    let listed = agent.release();
+    assert_eq!(field(&listed, "state"), "seeding");
+    assert_eq!(field(&listed, "pinned"), true);
+    assert_eq!(field(&listed, "handed_off"), false);
+    agent.call("POST", &format!("/v1/releases/{user_id}/pause"), None, 200);
+    // Room for one and a half shared copies: the customer's release does
+    // not count, however large.
+    set(&agent, json!({ "shared_quota_bytes": 3 * MIB / 2 }));
+    let user_is_untouched = |agent: &Agent| {
+        assert!(
+            ids_and_states(agent).contains(&("user.bin".to_owned(), "paused".to_owned())),
+            "the customer's paused release changed: {:?}",
+            ids_and_states(agent)
+        );
+        assert_same_content(
+            &scene.path("seed-user.bin").join("user.bin"),
+            &downloads.join("user.bin"),
+        );
     };
-    let pinned = add(&torrents[0]);
-    wait_state(&agent, "pinned.bin", "seeding", deadline);
-    agent.call("POST", &format!("/v1/releases/{pinned}/pin"), None, 200);
-    // Ages are kept in seconds: one apart, so "least recently used" is clear.
-    for (torrent, name) in [(&torrents[1], "older.bin"), (&torrents[2], "newer.bin")] {
+
+    // A page offering the customer's paused release is refused (the page
+    // falls back to the origin), and the release stays paused.
+    let (status, _) = hand_off(&agent, &site, "user.bin");
+    assert_eq!(status, 409, "a hand-off of a paused release");
+    user_is_untouched(&agent);
+
+    // Hand-offs opened in the browser: copies kept for sharing. Ages are
+    // kept in seconds: one apart, so "least recently used" is clear.
+    for name in ["older.bin", "newer.bin"] {
         std::thread::sleep(Duration::from_millis(1100));
-        add(torrent);
+        let (status, stream) = hand_off(&agent, &site, name);
+        assert_eq!(status, 200, "hand-off of {name}");
+        let got = exchange(agent.addr, "GET", &stream.unwrap(), &agent.host(), &[], b"");
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body.len() as u64, MIB);
         wait_state(&agent, name, "seeding", deadline);
     }
-    let all_seeding: Vec<(String, String)> = ["newer.bin", "older.bin", "pinned.bin"]
-        .iter()
-        .map(|n| (n.to_string(), "seeding".to_owned()))
-        .collect();
-    assert_eq!(
-        ids_and_states(&agent),
-        all_seeding,
-        "within the quota, all stay"
-    );
-
-    // A fourth release needs room: the oldest shared one goes, files too.
-    std::thread::sleep(Duration::from_millis(1100));
-    add(&torrents[3]);
-    let after = ids_and_states(&agent);
-    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        ["newer.bin", "pinned.bin", "unseeded.bin"],
-        "{after:?}"
-    );
+    // Two copies of 1 MiB in a quota of 1.5: the older went.
+    wait_until_gone(&agent, "older.bin", deadline);
     assert!(
         !downloads.join("older.bin").exists(),
-        "the evicted release's file is still there"
+        "the evicted copy's file is still there"
     );
-    assert!(downloads.join("pinned.bin").exists());
+    assert!(downloads.join("newer.bin").exists());
+    user_is_untouched(&agent);
 
-    // A quota too small for anything: every shared release goes, but the
-    // pinned and the unfinished stay.
+    // A quota too small for anything: every shared copy goes; the
+    // customer's release stays, paused, its file whole.
     set(&agent, json!({ "shared_quota_bytes": MIB / 2 }));
-    let after = ids_and_states(&agent);
-    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["pinned.bin", "unseeded.bin"], "{after:?}");
-    assert!(
-        after.contains(&("unseeded.bin".to_owned(), "downloading".to_owned())),
-        "{after:?}"
-    );
-    assert_same_content(
-        &scene.path("seed-pinned.bin").join("pinned.bin"),
-        &downloads.join("pinned.bin"),
-    );
+    wait_until_gone(&agent, "newer.bin", deadline);
+    assert!(!downloads.join("newer.bin").exists());
+    user_is_untouched(&agent);
     let settings = agent.call("GET", "/v1/settings", None, 200);
     assert_eq!(field(&settings, "shared_quota_bytes"), MIB / 2);
+}
+
+fn wait_until_gone(agent: &Agent, name: &str, deadline: Instant) {
+    loop {
+        let now = ids_and_states(agent);
+        if !now.iter().any(|(n, _)| n == name) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} was never evicted: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -4,8 +4,9 @@
 //! * only a page on an origin the signed manifest lists, asking for a
 //!   torrent on its own origin, gets a stream URL; every refusal carries
 //!   no CORS header, so the page cannot read it;
-//! * preflights (CORS and Private Network Access) are answered yes for
-//!   that origin only;
+//! * preflights (CORS and Private Network Access) fetch nothing and are
+//!   answered yes only for a page asking about a torrent on its own origin;
+//! * a hand-off adds nothing until its stream is opened as a download;
 //! * the stream URL is 128 random bits bound to its release, serves the
 //!   file byte-identical with its length and name, and honours ranges;
 //! * another origin's page cannot change the agent's state, token or not.
@@ -150,9 +151,9 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
         "not among the origins",
     );
     assert_refused_unreadable(
-        &handoff(&agent, "OPTIONS", Some(&elsewhere.origin()), &elsewhere_url),
+        &handoff(&agent, "OPTIONS", Some(&elsewhere.origin()), &torrent_url),
         403,
-        "not among the origins",
+        "its own origin",
     );
     assert_refused_unreadable(
         &handoff(
@@ -180,7 +181,9 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
         "a refused hand-off added a release"
     );
 
-    // The preflight says yes to the publisher's origin, and only to it.
+    // The preflight says yes to a page asking about its own origin's
+    // torrent, and fetches nothing to say so.
+    let fetched_before = site.requests().len();
     let preflight = handoff(&agent, "OPTIONS", Some(&origin), &torrent_url);
     assert_eq!(preflight.status, 204, "{}", preflight.text());
     assert_eq!(
@@ -196,6 +199,12 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
         Some("true")
     );
     assert_eq!(release_count(&agent), 0, "a preflight added a release");
+    assert_eq!(
+        site.requests().len(),
+        fetched_before,
+        "a preflight made the agent fetch something: {:?}",
+        site.requests()
+    );
 
     let accepted = handoff(&agent, "POST", Some(&origin), &torrent_url);
     assert_eq!(accepted.status, 200, "{}", accepted.text());
@@ -212,18 +221,27 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
         .unwrap_or_else(|| panic!("{stream_url}"));
     assert_eq!(secret.len(), 32, "128 bits in hex: {secret}");
     assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(release_count(&agent), 1);
-    // Asking again streams the same release, under a new secret.
+    // Offered, not added: nothing moves until the stream is opened.
+    assert_eq!(release_count(&agent), 0, "a hand-off alone added a release");
+    // Asking again offers the same release, under a new secret.
     let again: Value =
         serde_json::from_slice(&handoff(&agent, "POST", Some(&origin), &torrent_url).body).unwrap();
     assert_ne!(field(&again, "stream_url"), stream_url.as_str());
-    assert_eq!(release_count(&agent), 1);
+    assert_eq!(release_count(&agent), 0);
 
     // The stream: whole, ranged, and only through loopback names.
     let path = format!("/v1/stream/{secret}");
     let expected = std::fs::read(&original).unwrap();
     let whole = exchange(agent.addr, "GET", &path, &agent.host(), &[], b"");
     assert_eq!(whole.status, 200);
+    assert_eq!(
+        release_count(&agent),
+        1,
+        "opening the stream adds the release"
+    );
+    let added = agent.release();
+    assert_eq!(field(&added, "handed_off"), true, "{added:#}");
+    assert_eq!(field(&added, "pinned"), false, "{added:#}");
     assert_eq!(
         whole.header("content-length"),
         Some(SIZE.to_string().as_str())
@@ -251,6 +269,16 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
     assert_eq!(past.status, 416);
     let foreign = exchange(agent.addr, "GET", &path, "attacker.example", &[], b"");
     assert_eq!(foreign.status, 403);
+    // The second offer of the same release streams it as it is.
+    let second = field(&again, "stream_url").as_str().unwrap();
+    let second_path = second
+        .strip_prefix(&format!("http://{}", agent.host()))
+        .unwrap();
+    let range = [("Range", "bytes=0-9".to_owned())];
+    let head = exchange(agent.addr, "GET", second_path, &agent.host(), &range, b"");
+    assert_eq!(head.status, 206, "{}", head.text());
+    assert!(head.body == expected[..10]);
+    assert_eq!(release_count(&agent), 1);
     let guessed = format!("/v1/stream/{}", "0".repeat(32));
     assert_eq!(
         exchange(agent.addr, "GET", &guessed, &agent.host(), &[], b"").status,

@@ -30,7 +30,12 @@ pub(crate) struct AnnounceSetup {
     pub port: u16,
     pub key: u32,
     pub timeout: Duration,
+    /// Which addresses the trackers may be reached at.
+    pub remote: crate::AddressPolicy,
 }
+
+/// Redirects a tracker may send us through (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
 
 /// Runs until `totals` says `stopping` (after a `stopped` announce) or the
 /// session is gone.
@@ -43,10 +48,9 @@ pub(crate) async fn run(
     if setup.urls.is_empty() {
         return;
     }
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let builder =
+        reqwest::Client::builder().user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")));
+    let client = match setup.remote.apply(builder, MAX_REDIRECTS).build() {
         Ok(client) => client,
         Err(e) => {
             let _ = warnings
@@ -55,6 +59,20 @@ pub(crate) async fn run(
             return;
         }
     };
+    let mut urls = Vec::with_capacity(setup.urls.len());
+    for url in &setup.urls {
+        let allowed = reqwest::Url::parse(url)
+            .map_err(|e| e.to_string())
+            .and_then(|parsed| setup.remote.check_url(&parsed));
+        match allowed {
+            Ok(()) => urls.push(url.clone()),
+            Err(reason) => {
+                let _ = warnings
+                    .send(format!("tracker {url} not used: {reason}"))
+                    .await;
+            }
+        }
+    }
     let mut event = Some(AnnounceEvent::Started);
     let mut completed_sent = totals.borrow().completed;
     let mut failures = 0u32;
@@ -66,7 +84,7 @@ pub(crate) async fn run(
         }
         let mut wait = Duration::from_secs(1800);
         let mut any_ok = false;
-        for url in &setup.urls {
+        for url in &urls {
             match tracker_client::announce(
                 &client,
                 url,
@@ -128,7 +146,7 @@ pub(crate) async fn run(
                 goodbye.insert(0, Some(AnnounceEvent::Completed));
             }
             for event in goodbye {
-                for url in &setup.urls {
+                for url in &urls {
                     let request = request(&setup, &now, event);
                     let _ =
                         tracker_client::announce(&client, url, &request, Duration::from_secs(5))

@@ -4,6 +4,7 @@
 //!
 //! One [`Engine`] serves many torrents through one listening port.
 
+pub mod address_policy;
 mod announcer;
 mod connection;
 mod events;
@@ -27,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use wire::Handshake;
 
+pub use address_policy::AddressPolicy;
 pub use events::{Progress, TorrentEvent};
 pub use rate_limit::RateLimiter;
 pub use reader::{PieceReader, ReadError};
@@ -102,6 +104,21 @@ struct Shared {
     upload_limit: Arc<RateLimiter>,
     /// Torrents by the info-hash peers use in the handshake.
     routes: Mutex<HashMap<[u8; 20], Route>>,
+}
+
+/// How one torrent runs, beyond the engine's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TorrentOptions {
+    /// Which addresses its trackers and web seeds may be reached at.
+    pub remote: AddressPolicy,
+}
+
+/// How a torrent starts: a download (kept seeding after or not) or a seed.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    keep_seeding: bool,
+    seeding: bool,
+    options: TorrentOptions,
 }
 
 /// The engine: one listening socket and the torrents it runs.
@@ -187,6 +204,18 @@ impl Engine {
         out_dir: &Path,
         keep_seeding: bool,
     ) -> Result<TorrentHandle, EngineError> {
+        self.download_with(torrent, out_dir, keep_seeding, TorrentOptions::default())
+            .await
+    }
+
+    /// [`Engine::download`] with per-torrent options.
+    pub async fn download_with(
+        &self,
+        torrent: Arc<Torrent>,
+        out_dir: &Path,
+        keep_seeding: bool,
+        options: TorrentOptions,
+    ) -> Result<TorrentHandle, EngineError> {
         let out_dir = out_dir.to_path_buf();
         let opened = {
             let torrent = torrent.clone();
@@ -204,8 +233,12 @@ impl Engine {
         if let Some(warning) = loaded.warning {
             tracing::warn!("{warning}");
         }
-        self.launch(torrent, store, loaded.state, have, keep_seeding, false)
-            .await
+        let mode = Mode {
+            keep_seeding,
+            seeding: false,
+            options,
+        };
+        self.launch(torrent, store, loaded.state, have, mode).await
     }
 
     /// Verifies the complete release at `data_dir/NAME` and seeds it.
@@ -215,6 +248,18 @@ impl Engine {
         torrent: Arc<Torrent>,
         data_dir: &Path,
         progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<TorrentHandle, EngineError> {
+        self.seed_with(torrent, data_dir, progress, TorrentOptions::default())
+            .await
+    }
+
+    /// [`Engine::seed`] with per-torrent options.
+    pub async fn seed_with(
+        &self,
+        torrent: Arc<Torrent>,
+        data_dir: &Path,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+        options: TorrentOptions,
     ) -> Result<TorrentHandle, EngineError> {
         let data_dir = data_dir.to_path_buf();
         let (store, valid) = {
@@ -237,7 +282,12 @@ impl Engine {
             state.mark_verified(piece);
         }
         let have = Bitfield::full(valid.len() as u32);
-        self.launch(torrent, store, state, have, true, true).await
+        let mode = Mode {
+            keep_seeding: true,
+            seeding: true,
+            options,
+        };
+        self.launch(torrent, store, state, have, mode).await
     }
 
     async fn launch(
@@ -246,9 +296,13 @@ impl Engine {
         store: PieceStore,
         resume: resume::ResumeState,
         have: Bitfield,
-        keep_seeding: bool,
-        seeding: bool,
+        mode: Mode,
     ) -> Result<TorrentHandle, EngineError> {
+        let Mode {
+            keep_seeding,
+            seeding,
+            options,
+        } = mode;
         let info_hash = wire_info_hash(&torrent);
         let mut reserved = connection::our_reserved();
         reserved.set_fast(true);
@@ -289,8 +343,13 @@ impl Engine {
             .web_seeds
             .iter()
             .find_map(|url| {
-                web_seed::WebSeed::new(url, torrent.clone(), self.shared.settings.web_seed.clone())
-                    .ok()
+                web_seed::WebSeed::with_policy(
+                    url,
+                    torrent.clone(),
+                    self.shared.settings.web_seed.clone(),
+                    options.remote,
+                )
+                .ok()
             })
             .map(Arc::new);
         if origin.is_some() && !seeding {
@@ -314,6 +373,7 @@ impl Engine {
             keep_seeding,
             origin,
             seeding,
+            remote: options.remote,
             events: events_tx,
         };
         let shared = Arc::downgrade(&self.shared);
@@ -336,6 +396,10 @@ impl Engine {
     }
 }
 
+/// The first pause after a failed accept, doubling to the most.
+const ACCEPT_BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Accepts peers and hands each, after its handshake, to its torrent.
 async fn accept_loop(listener: TcpListener, shared: std::sync::Weak<Shared>) {
     let pending = {
@@ -344,9 +408,24 @@ async fn accept_loop(listener: TcpListener, shared: std::sync::Weak<Shared>) {
         };
         Arc::new(Semaphore::new(shared.settings.max_pending_handshakes))
     };
+    let mut backoff = ACCEPT_BACKOFF_START;
     loop {
-        let Ok((stream, addr)) = listener.accept().await else {
-            continue;
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_START;
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors (EMFILE) or memory, a reset in
+                // the backlog: accepting again at once would fail again
+                // and spin. Wait, longer each time, up to a second.
+                if backoff == ACCEPT_BACKOFF_START {
+                    tracing::warn!("cannot accept a peer connection: {e}; retrying");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
         };
         let Ok(permit) = pending.clone().try_acquire_owned() else {
             continue; // too many half-open handshakes: drop this one

@@ -113,6 +113,8 @@ pub(crate) struct SessionSetup {
     pub origin: Option<Arc<WebSeed>>,
     /// Already complete: seeding from the start.
     pub seeding: bool,
+    /// Where its trackers may be reached.
+    pub remote: crate::AddressPolicy,
     pub events: mpsc::Sender<TorrentEvent>,
 }
 
@@ -190,6 +192,7 @@ impl Session {
             port: setup.listen_port,
             key: rand::random(),
             timeout: setup.settings.tracker_timeout,
+            remote: setup.remote,
         };
         let announcer: JoinHandle<()> =
             tokio::spawn(announcer::run(announce, totals_rx, peers_tx, warnings_tx));

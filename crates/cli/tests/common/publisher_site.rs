@@ -4,7 +4,8 @@
 //! logs every request with its `User-Agent`, so a test can tell whether a
 //! browser or an agent fetched the file. Ranged answers can be slowed to
 //! a rate, as a busy origin's are, so that the swarm has a part to play
-//! next to the web seed. One thread per connection.
+//! next to the web seed; any one path can be slowed, or redirected
+//! elsewhere. One thread per connection.
 
 // Every test crate that includes this uses only part of it.
 #![allow(dead_code)]
@@ -38,6 +39,10 @@ struct Shared {
     log: Mutex<Vec<Request>>,
     /// Bytes per second for each `206` answer; 0 = as fast as possible.
     ranged_rate_bps: AtomicU64,
+    /// Paths answered with a `302` to another URL.
+    redirects: Mutex<HashMap<String, String>>,
+    /// Paths whose every answer is slowed to so many bytes per second.
+    slow_paths: Mutex<HashMap<String, u64>>,
 }
 
 pub struct PublisherSite {
@@ -78,6 +83,26 @@ impl PublisherSite {
     /// Slows every ranged answer (a web seed's requests) to `bps`.
     pub fn limit_ranged_answers(&self, bps: u64) {
         self.shared.ranged_rate_bps.store(bps, Ordering::Relaxed);
+    }
+
+    /// Answers `path` with `302 Found` to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.shared
+            .redirects
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), location.to_owned());
+    }
+
+    /// Slows every answer for `path` to `bps`, and sends it without a
+    /// length (its end is the connection's), as some servers do: the
+    /// client learns the size only by reading.
+    pub fn slow_down(&self, path: &str, bps: u64) {
+        self.shared
+            .slow_paths
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), bps);
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -122,6 +147,17 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         path: path.clone(),
         user_agent: header("user-agent").unwrap_or_default(),
     });
+    let redirect = shared.redirects.lock().unwrap().get(&path).cloned();
+    if let Some(location) = redirect {
+        let _ = stream.write_all(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        return;
+    }
     let body = shared.files.lock().unwrap().get(&path).cloned();
     let Some(body) = body else {
         let _ = stream.write_all(
@@ -140,11 +176,14 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         Some((start, end)) => ("206 Partial Content", start, end),
         None => ("200 OK", 0, len),
     };
+    let slow = shared.slow_paths.lock().unwrap().get(&path).copied();
     let mut reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Accept-Ranges: bytes\r\nConnection: close\r\n",
-        end - start
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n\
+         Accept-Ranges: bytes\r\nConnection: close\r\n"
     );
+    if slow.is_none() {
+        reply.push_str(&format!("Content-Length: {}\r\n", end - start));
+    }
     if status.starts_with("206") {
         reply.push_str(&format!(
             "Content-Range: bytes {start}-{}/{len}\r\n",
@@ -161,8 +200,12 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         return;
     }
     let body = &body[start as usize..end as usize];
-    let rate = shared.ranged_rate_bps.load(Ordering::Relaxed);
-    if rate == 0 || !status.starts_with("206") {
+    let rate = match slow {
+        Some(bps) => bps,
+        None if status.starts_with("206") => shared.ranged_rate_bps.load(Ordering::Relaxed),
+        None => 0,
+    };
+    if rate == 0 {
         let _ = stream.write_all(body);
         return;
     }

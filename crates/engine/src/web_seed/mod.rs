@@ -24,6 +24,8 @@ use std::time::Duration;
 use meta::layout::Layout;
 use meta::Torrent;
 
+use crate::AddressPolicy;
+
 pub use error::WebSeedError;
 
 /// Longest pause between two attempts at one range.
@@ -92,13 +94,35 @@ impl WebSeed {
         torrent: Arc<Torrent>,
         settings: WebSeedSettings,
     ) -> Result<WebSeed, WebSeedError> {
+        WebSeed::with_policy(url, torrent, settings, AddressPolicy::Any)
+    }
+
+    /// [`WebSeed::new`] reaching only the addresses `policy` allows, at
+    /// the URL and at every redirect and name resolution.
+    pub fn with_policy(
+        url: &str,
+        torrent: Arc<Torrent>,
+        settings: WebSeedSettings,
+        policy: AddressPolicy,
+    ) -> Result<WebSeed, WebSeedError> {
         file_url::check_base(url, &torrent)?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| WebSeedError::BadUrl {
+            url: url.to_owned(),
+            detail: e.to_string(),
+        })?;
+        policy
+            .check_url(&parsed)
+            .map_err(|detail| WebSeedError::BadUrl {
+                url: url.to_owned(),
+                detail,
+            })?;
         // HTTP/1.1 only: several ranges in flight then travel on separate
         // TCP connections instead of sharing one HTTP/2 flow. TLS is rustls
         // with certificates verified; no insecure mode exists here.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
+        let builder =
+            reqwest::Client::builder().user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")));
+        let client = policy
+            .apply(builder, settings.max_redirects)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .connect_timeout(settings.stall_timeout)
             .http1_only()

@@ -103,6 +103,20 @@ fn stalled(url: &Url, after: Duration) -> WebSeedError {
 /// Sorts a reqwest failure: a redirect limit, a bad URL, or the network.
 fn from_reqwest(url: &Url, error: reqwest::Error, max_redirects: usize) -> WebSeedError {
     let url = url.to_string();
+    // A redirect the address policy refused says so in its causes.
+    let refused_redirect = error.is_redirect()
+        && std::iter::successors(std::error::Error::source(&error), |e| e.source())
+            .any(|cause| cause.to_string().contains("local network"));
+    if refused_redirect {
+        let detail = std::iter::successors(std::error::Error::source(&error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        return WebSeedError::BadUrl {
+            url,
+            detail: format!("it redirects to a local address: {detail}"),
+        };
+    }
     if error.is_redirect() {
         return WebSeedError::TooManyRedirects {
             url,

@@ -1,0 +1,231 @@
+//! A page's offer of a release (`POST /v1/handoff`) and the browser's
+//! acceptance of it (opening the stream URL as a download). See
+//! `handoff.rs` for the rules; this is where they meet the releases.
+//!
+//! The offer checks everything that can be checked without costing the
+//! customer disk or bandwidth (the torrent, its signature, the origin, the
+//! addresses it names) and keeps the torrent pending in memory. The
+//! release is added and started only when its stream is opened as a
+//! browser download. A hand-off never changes a release already in the
+//! agent: one that streams as it is (running, or complete on disk) is
+//! streamed; any other (paused, failed) is refused, and the page falls
+//! back to the origin.
+
+use std::collections::BTreeMap;
+
+use engine::address_policy::is_public;
+
+use crate::handoff::{self, Admission, Offer};
+use crate::release::Release;
+use crate::releases::{single_file, AddedBy, HandoffAnswer, Releases, StreamPlan};
+use crate::runner::lock;
+use crate::source;
+use crate::state::unix_now;
+use crate::stream::StreamSource;
+use crate::AgentError;
+
+impl Releases {
+    /// A page on `page_origin` offers the release at `torrent_url`.
+    pub async fn handoff(
+        &self,
+        page_origin: &str,
+        torrent_url: &str,
+    ) -> Result<HandoffAnswer, AgentError> {
+        handoff::check_page_origin(page_origin, torrent_url)?;
+        let slot = self.handoffs.admit(page_origin).map_err(|why| match why {
+            Admission::TooMany => AgentError::TooManyHandoffs(format!(
+                "{page_origin} asked for too many hand-offs this minute; \
+                 its downloads go to the origin for now"
+            )),
+            Admission::Busy => AgentError::Busy(
+                "the agent is busy checking other hand-offs; this download goes to the origin"
+                    .to_owned(),
+            ),
+        })?;
+        let fetched = source::fetch_for_page(torrent_url, page_origin).await?;
+        let torrent = fetched.torrent;
+        let publisher = handoff::publisher_for_origin(torrent_url, &torrent, page_origin)?;
+        if !self.trusted.contains(&publisher) {
+            let vouched = self
+                .handoffs
+                .origin_vouches(page_origin, &publisher)
+                .await
+                .map_err(|reason| AgentError::Fetch {
+                    location: format!("{page_origin}/.well-known/shoal.json"),
+                    reason,
+                })?;
+            if !vouched {
+                return Err(AgentError::Untrusted {
+                    location: torrent_url.to_owned(),
+                    publisher: hex::encode(publisher),
+                });
+            }
+        }
+        let Some((_, entry)) = single_file(&torrent) else {
+            return Err(AgentError::Invalid(format!(
+                "{torrent_url} holds several files; the browser hand-off serves single-file releases"
+            )));
+        };
+        let size = entry.length;
+        // Seen from here, the origin is on a local network only if the
+        // torrent came from a local address; a name that resolves to one
+        // but served nothing signed changes nothing.
+        let origin_is_local = fetched.from.is_some_and(|addr| !is_public(addr.ip()));
+        if !origin_is_local {
+            handoff::check_remotes(torrent_url, &torrent).await?;
+        }
+        drop(slot);
+        let id = source::release_id(&torrent);
+        let answer = |secret: String| HandoffAnswer {
+            stream_path: format!("/v1/stream/{secret}"),
+            info_hash: id.clone(),
+            name: torrent.name.clone(),
+            size,
+        };
+        {
+            let releases = self.releases.lock().await;
+            if let Some(release) = releases.get(&id) {
+                streamable(release)?;
+                return Ok(answer(self.handoffs.issue(&id)));
+            }
+        }
+        self.check_name_free(&torrent.name)?;
+        let answer = answer(String::new());
+        let secret = self
+            .handoffs
+            .offer(Offer::new(torrent, fetched.bytes, !origin_is_local));
+        Ok(HandoffAnswer {
+            stream_path: format!("/v1/stream/{secret}"),
+            ..answer
+        })
+    }
+
+    /// A hand-off release lands at `download_dir/NAME`: refused when
+    /// something is there already, which shoal must not take over (and
+    /// later delete) as its own.
+    pub(crate) fn check_name_free(&self, name: &str) -> Result<(), AgentError> {
+        let path = self.download_dir.join(name);
+        if path.symlink_metadata().is_ok() {
+            return Err(AgentError::HandoffRefused(format!(
+                "{} already exists; the agent does not take over files it did not download, \
+                 so this download goes to the origin",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// What the stream `secret` serves. An offer's first opening as a
+    /// browser download (`opened_as_download`) adds and starts its
+    /// release; a HEAD request only describes it.
+    pub async fn stream(
+        &self,
+        secret: &str,
+        head_only: bool,
+        opened_as_download: bool,
+    ) -> Result<StreamPlan, AgentError> {
+        let unknown = || AgentError::UnknownRelease {
+            id: "for this stream URL (it expired, or the release was removed)".to_owned(),
+        };
+        if self.handoffs.redeem(secret).is_none() {
+            let described = self.handoffs.peek_offer(secret, |offer| {
+                single_file(&offer.torrent).map(|(_, entry)| StreamPlan {
+                    source: None,
+                    name: file_name(&offer.torrent, entry),
+                    length: entry.length,
+                })
+            });
+            let described = described.flatten().ok_or_else(unknown)?;
+            if head_only {
+                return Ok(described);
+            }
+            if !opened_as_download {
+                return Err(AgentError::Forbidden(
+                    "a hand-off starts only when the browser opens its stream URL as a \
+                     download (a navigation), not from a script, image or frame fetch"
+                        .to_owned(),
+                ));
+            }
+            let offer = self.handoffs.take_offer(secret).ok_or_else(unknown)?;
+            let id = source::release_id(&offer.torrent);
+            // Added since it was offered: streamed below as it is, if it can be.
+            let present = self.releases.lock().await.contains_key(&id);
+            if !present {
+                self.check_name_free(&offer.torrent.name)?;
+                let added_by = AddedBy::Handoff {
+                    public_remotes_only: offer.public_remotes_only,
+                };
+                match self.add_checked(offer.torrent, offer.bytes, added_by).await {
+                    Ok(_) | Err(AgentError::AlreadyAdded { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.handoffs.bind(secret, &id);
+        }
+        let id = self.handoffs.redeem(secret).ok_or_else(unknown)?;
+        let mut releases = self.releases.lock().await;
+        let release = find_mut(&mut releases, &id).ok_or_else(unknown)?;
+        let (file, entry) = single_file(&release.torrent).ok_or_else(unknown)?;
+        let name = file_name(&release.torrent, entry);
+        let length = entry.length;
+        let source = streamable(release)?;
+        let source = match source {
+            Streamable::Live => release.running.as_ref().map(|running| StreamSource::Live {
+                reader: running.reader(),
+                file,
+            }),
+            Streamable::OnDisk => Some(StreamSource::OnDisk {
+                path: engine::storage::file_path(&release.torrent, &release.record.out_dir, file),
+            }),
+        };
+        if release.record.handed_off {
+            release.record.last_used_at = unix_now();
+        }
+        Ok(StreamPlan {
+            source: if head_only { None } else { source },
+            name,
+            length,
+        })
+    }
+}
+
+fn find_mut<'a>(releases: &'a mut BTreeMap<String, Release>, id: &str) -> Option<&'a mut Release> {
+    releases.get_mut(id)
+}
+
+/// How a release can be streamed without changing its state.
+enum Streamable {
+    Live,
+    OnDisk,
+}
+
+fn streamable(release: &Release) -> Result<Streamable, AgentError> {
+    if release.record.paused {
+        return Err(AgentError::HandoffRefused(format!(
+            "{} is paused in this agent; a page cannot resume it, so this download goes to \
+             the origin",
+            release.record.name
+        )));
+    }
+    if release.running.as_ref().is_some_and(|r| !r.is_finished()) {
+        return Ok(Streamable::Live);
+    }
+    if lock(&release.status).completed {
+        return Ok(Streamable::OnDisk);
+    }
+    Err(AgentError::HandoffRefused(format!(
+        "{} is stopped in this agent (see its error in the web UI); a page cannot restart it, \
+         so this download goes to the origin",
+        release.record.name
+    )))
+}
+
+/// The name the browser saves the file under.
+fn file_name(torrent: &meta::Torrent, entry: &meta::FileEntry) -> String {
+    entry
+        .path
+        .components()
+        .last()
+        .cloned()
+        .unwrap_or_else(|| torrent.name.clone())
+}
