@@ -96,9 +96,9 @@ peak_sampled=0
 while :; do
   rss=$(kib "$agent" VmRSS)
   [ "$rss" -gt "$peak_sampled" ] && peak_sampled=$rss
-  state=$(curl -sf "$api/v1/releases" | sed 's/.*"state":"\([a-z]*\)".*/\1/')
+  state=$(curl -sf -H "X-Shoal-Token: $token" "$api/v1/releases" | sed 's/.*"state":"\([a-z]*\)".*/\1/')
   [ "$state" = seeding ] && break
-  [ "$state" = error ] && { echo "the download failed: $(curl -sf "$api/v1/releases")" >&2; exit 1; }
+  [ "$state" = error ] && { echo "the download failed: $(curl -sf -H "X-Shoal-Token: $token" "$api/v1/releases")" >&2; exit 1; }
   sleep 0.2
 done
 seconds=$(echo "$(date +%s.%N) - $start" | bc)
