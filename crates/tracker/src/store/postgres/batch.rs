@@ -15,14 +15,15 @@
 //!
 //! Whole columns travel as arrays (`UNNEST`), so a round is four
 //! statements whatever the batch size, and the usage sums and day-peer
-//! rows are written once at the end.
+//! rows are written once at the end. Completions (rare: one per download)
+//! are counted one statement each against the client's daily allowance.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use postgres::Transaction;
 
-use super::super::schema::{from_column, to_column};
-use super::super::{BatchOutcome, ReleaseId};
+use super::super::schema::{self, from_column, to_column};
+use super::super::{BatchOutcome, Ceilings, ReleaseId};
 use crate::accounting::{day_of, session_delta, SessionReport, SessionState, UsageDelta};
 
 /// A session as (release, peer id): also the lock order.
@@ -34,10 +35,11 @@ struct Session<'a> {
     reports: Vec<&'a SessionReport>,
 }
 
-/// A session's new totals and what its reports added, by day.
+/// A session's new totals and what its reports added, by day, with the
+/// client each report came from.
 struct Computed {
     state: SessionState,
-    by_day: Vec<(i64, UsageDelta)>,
+    by_day: Vec<(i64, [u8; 16], UsageDelta)>,
 }
 
 /// What the batch adds, summed until the end of the transaction.
@@ -45,16 +47,54 @@ struct Computed {
 struct Tally {
     by_day: BTreeMap<(ReleaseId, i64), UsageDelta>,
     day_peers: BTreeSet<(ReleaseId, i64, [u8; 20])>,
+    /// Completions to check against each client's allowance, in order.
+    completions: Vec<(ReleaseId, i64, [u8; 16])>,
     added: UsageDelta,
 }
 
 impl Tally {
     fn count(&mut self, key: SessionKey, computed: &Computed) {
-        for (day, usage) in &computed.by_day {
-            self.by_day.entry((key.0, *day)).or_default().add(usage);
+        for (day, client, usage) in &computed.by_day {
+            let mut usage = *usage;
+            for _ in 0..usage.completions {
+                self.completions.push((key.0, *day, *client));
+            }
+            usage.completions = 0;
+            self.by_day.entry((key.0, *day)).or_default().add(&usage);
             self.day_peers.insert((key.0, *day, key.1));
-            self.added.add(usage);
+            self.added.add(&usage);
         }
+    }
+
+    /// Counts each pending completion the client's allowance still has
+    /// room for; returns how many were refused.
+    fn count_completions(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        per_ip_per_day: u32,
+    ) -> Result<u64, postgres::Error> {
+        let mut refused = 0;
+        if self.completions.is_empty() {
+            return Ok(0);
+        }
+        let statement = tx.prepare(&schema::count_completion_sql('$'))?;
+        let limit = i64::from(per_ip_per_day);
+        for (release, day, client) in std::mem::take(&mut self.completions) {
+            let counted = tx
+                .query_opt(&statement, &[&release, &day, &client.as_slice(), &limit])?
+                .is_some();
+            if counted {
+                let one = UsageDelta {
+                    completions: 1,
+                    ..UsageDelta::default()
+                };
+                self.by_day.entry((release, day)).or_default().add(&one);
+                self.added.add(&one);
+            } else {
+                refused += 1;
+            }
+        }
+        Ok(refused)
     }
 }
 
@@ -62,8 +102,9 @@ impl Tally {
 pub(super) fn apply(
     tx: &mut Transaction<'_>,
     reports: &[SessionReport],
-    max_rate: u64,
+    ceilings: &Ceilings,
 ) -> Result<BatchOutcome, postgres::Error> {
+    let max_rate = ceilings.max_rate;
     let sessions = group_by_session(reports);
     let mut tally = Tally::default();
     let mut pending: Vec<&Session<'_>> = sessions.iter().collect();
@@ -95,11 +136,13 @@ pub(super) fn apply(
             }
         }
     }
+    let completions_refused = tally.count_completions(tx, ceilings.completions_per_ip_per_day)?;
     add_usage(tx, &tally.by_day)?;
     record_day_peers(tx, &tally.day_peers)?;
     Ok(BatchOutcome {
         sessions: reports.len(),
         added: tally.added,
+        completions_refused,
     })
 }
 
@@ -107,11 +150,11 @@ pub(super) fn apply(
 /// each session's reports in the order given.
 fn group_by_session(reports: &[SessionReport]) -> Vec<Session<'_>> {
     let mut sorted: Vec<&SessionReport> = reports.iter().collect();
-    sorted.sort_by_key(|r| (r.release, r.peer_id));
+    sorted.sort_by_key(|r| (r.release, r.session));
     sorted
-        .chunk_by(|a, b| (a.release, a.peer_id) == (b.release, b.peer_id))
+        .chunk_by(|a, b| (a.release, a.session) == (b.release, b.session))
         .map(|reports| Session {
-            key: (reports[0].release, reports[0].peer_id),
+            key: (reports[0].release, reports[0].session),
             reports: reports.to_vec(),
         })
         .collect()
@@ -123,7 +166,7 @@ fn compute(before: Option<&SessionState>, reports: &[&SessionReport], max_rate: 
     for report in reports {
         let (next, usage) = session_delta(state.as_ref(), report, max_rate);
         state = Some(next);
-        by_day.push((day_of(report.at_unix), usage));
+        by_day.push((day_of(report.at_unix), report.client, usage));
     }
     Computed {
         state: state.unwrap_or_default(),
@@ -278,19 +321,15 @@ fn add_usage(
     };
     let releases: Vec<i64> = by_day.keys().map(|(release, _)| *release).collect();
     let days: Vec<i64> = by_day.keys().map(|(_, day)| *day).collect();
-    tx.execute(
-        "INSERT INTO usage_daily
+    let sql = "INSERT INTO usage_daily
          (release_id, day, peer_bytes, origin_bytes, unattributed_bytes,
           uploaded_bytes, flagged_bytes, completions)
          SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
-                              $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[])
-         ON CONFLICT (release_id, day) DO UPDATE SET
-           peer_bytes = usage_daily.peer_bytes + EXCLUDED.peer_bytes,
-           origin_bytes = usage_daily.origin_bytes + EXCLUDED.origin_bytes,
-           unattributed_bytes = usage_daily.unattributed_bytes + EXCLUDED.unattributed_bytes,
-           uploaded_bytes = usage_daily.uploaded_bytes + EXCLUDED.uploaded_bytes,
-           flagged_bytes = usage_daily.flagged_bytes + EXCLUDED.flagged_bytes,
-           completions = usage_daily.completions + EXCLUDED.completions",
+                              $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[]) "
+        .to_owned()
+        + schema::ADD_USAGE_ON_CONFLICT;
+    tx.execute(
+        sql.as_str(),
         &[
             &releases,
             &days,
