@@ -10,9 +10,12 @@
 //! and by the periodic [`PeerStore::sweep`], never by a scan per announce.
 //!
 //! A peer id belongs to the client that announced it first: an update or
-//! a stop must come from the same IP with the same `key`, or (a roaming
-//! client) from any IP with the same non-empty `key`. Nobody else can
-//! move, silence or remove it. At most `max_sessions_per_ip` live peer ids
+//! a stop must come from the same IP with the same `key` (BEP 7). Nobody
+//! else can move, silence or remove it. A client whose address changes is
+//! refused under that peer id until its old entry expires; clients pick a
+//! new peer id when they restart anyway. (Letting the key alone prove
+//! ownership across addresses would rest on a 32-bit secret, and peers
+//! learn each other's peer ids from the wire handshake.) At most `max_sessions_per_ip` live peer ids
 //! per IP and swarm: one address cannot fill a swarm with sybils.
 
 use std::collections::HashMap;
@@ -314,15 +317,11 @@ impl PeerStore {
 }
 
 /// Whether `announce` comes from the client that owns `entry`: the same
-/// IP and `key`, or the same non-empty `key` from anywhere (roaming). A
-/// peer learned from another instance has no known key: its IP decides.
+/// IP and `key`. A peer learned from another instance has no known key:
+/// its IP decides.
 fn same_client(entry: &PeerEntry, announce: &Announce) -> bool {
     let same_ip = entry.addr.ip() == announce.addr.ip();
-    if entry.remote {
-        return same_ip;
-    }
-    let same_key = entry.key == announce.key;
-    same_key && (same_ip || announce.key.is_some())
+    same_ip && (entry.remote || entry.key == announce.key)
 }
 
 #[cfg(test)]

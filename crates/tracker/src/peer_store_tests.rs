@@ -157,7 +157,7 @@ fn another_address_cannot_update_or_stop_a_peer() {
 }
 
 #[test]
-fn the_key_binds_a_peer_id_and_lets_its_owner_roam() {
+fn the_key_binds_a_peer_id_to_its_client() {
     let mut s = store();
     let t = Instant::now();
     let mut owner = announce(1, "10.0.0.1:1", 5, None);
@@ -171,15 +171,17 @@ fn the_key_binds_a_peer_id_and_lets_its_owner_roam() {
     let mut wrong = keyless.clone();
     wrong.key = Some(7);
     assert_eq!(s.announce(t, &wrong), Err(AnnounceRefusal::PeerIdTaken));
-    // The owner, from a new address with its key: accepted and moved.
+    // Even the right key from another address.
     let mut moved = owner.clone();
     moved.addr = "10.9.9.9:1".parse().expect("addr");
-    s.ok(t, &moved);
-    let other = s.ok(t, &announce(2, "10.0.0.2:2", 5, None));
-    assert_eq!(other.peers[0].addr, moved.addr);
-    moved.event = Some(AnnounceEvent::Stopped);
-    s.ok(t, &moved);
-    assert!(ids(&s.ok(t, &announce(2, "10.0.0.2:2", 5, None))).is_empty());
+    assert_eq!(s.announce(t, &moved), Err(AnnounceRefusal::PeerIdTaken));
+    // Once the entry expired, the peer id is free again.
+    s.ok(t + EXPIRY, &moved);
+    // The owner itself: accepted.
+    let mut stop = moved.clone();
+    stop.event = Some(AnnounceEvent::Stopped);
+    s.ok(t + EXPIRY, &stop);
+    assert!(ids(&s.ok(t + EXPIRY, &announce(2, "10.0.0.2:2", 5, None))).is_empty());
 }
 
 #[test]
