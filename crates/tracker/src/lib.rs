@@ -19,7 +19,16 @@
 //! - `control`: the accounting window and the background batch and
 //!   peer-exchange loop;
 //! - `http`, `api`, `dashboard`, [`metrics`] and `listener`: the axum
-//!   server and its connection bounds.
+//!   server and its connection bounds;
+//! - `client_addr`: who the client is (trusted proxies' `X-Forwarded-For`)
+//!   and the session identity (peer id + IP + `key`).
+//!
+//! Who may do what (DESIGN.md §threat model): a stranger may announce its
+//! own sessions, at most `max_sessions_per_ip` per swarm, and nothing it
+//! reports is billed before a baseline and within a line rate; it cannot
+//! update, stop or silence another client's peer id, nor learn peer ids
+//! from `compact=0`. A publisher's token guards the API and the dashboard
+//! (read before any request body); the operator's token guards `/metrics`.
 
 pub mod accounting;
 pub mod admission;
