@@ -163,6 +163,11 @@ fn handle_announce(
         left: query.left,
         event: query.event,
         numwant: usize::try_from(numwant).unwrap_or(usize::MAX),
+        totals: [
+            query.uploaded,
+            query.downloaded,
+            query.origin_bytes.unwrap_or(0),
+        ],
     };
     let outcome = state.store().announce(now, &announce).map_err(|refusal| {
         let counter = match refusal {
@@ -172,7 +177,8 @@ fn handle_announce(
         Metrics::add(counter, 1);
         refusal.to_string()
     })?;
-    if let (Some(control), Some(account)) = (&state.control, admitted.account) {
+    let account = admitted.account.filter(|_| !outcome.report_unchanged);
+    if let (Some(control), Some(account)) = (&state.control, account) {
         let session = session_id(&query.peer_id, ip, query.key.as_deref());
         if !control.record(
             account,

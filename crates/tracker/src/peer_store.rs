@@ -48,6 +48,8 @@ pub struct Announce {
     pub event: Option<AnnounceEvent>,
     /// Most peers to return, already capped by the settings.
     pub numwant: usize,
+    /// The client's running totals: uploaded, downloaded, origin bytes.
+    pub totals: [u64; 3],
 }
 
 /// A peer handed to another peer.
@@ -76,7 +78,16 @@ pub struct SwarmStats {
 pub struct AnnounceOutcome {
     pub peers: Vec<PeerInfo>,
     pub stats: SwarmStats,
+    /// The announce repeats totals this peer already reported within
+    /// [`IDLE_REPORT_EVERY`], with no event: the accounting has nothing to
+    /// learn from it (most of a full swarm's re-announces are such).
+    pub report_unchanged: bool,
 }
+
+/// How often a peer whose totals do not move is still passed on to the
+/// accounting (which keeps its session alive there and counts it among
+/// the day's peers).
+pub const IDLE_REPORT_EVERY: Duration = Duration::from_secs(600);
 
 /// Why the store refused an announce; the text is the `failure reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -235,6 +246,7 @@ impl PeerStore {
             return Ok(AnnounceOutcome {
                 peers: Vec::new(),
                 stats,
+                report_unchanged: false,
             });
         }
 
@@ -258,7 +270,17 @@ impl PeerStore {
                 PeerEntry::new(announce.addr, announce.left, now, announce.key),
             );
         }
+        let mut report_unchanged = false;
         if let Some(entry) = swarm.get_mut(&id) {
+            report_unchanged = known
+                && announce.event.is_none()
+                && entry.reported.is_some_and(|(totals, at)| {
+                    totals == announce.totals
+                        && now.saturating_duration_since(at) < IDLE_REPORT_EVERY
+                });
+            if !report_unchanged {
+                entry.reported = Some((announce.totals, now));
+            }
             entry.remote = false;
             entry.key = announce.key;
             if announce.event == Some(AnnounceEvent::Completed) && !entry.completion_counted {
@@ -283,6 +305,7 @@ impl PeerStore {
         Ok(AnnounceOutcome {
             peers,
             stats: swarm.stats(),
+            report_unchanged,
         })
     }
 

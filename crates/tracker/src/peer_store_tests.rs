@@ -18,6 +18,7 @@ fn announce(peer: u8, addr: &str, left: u64, event: Option<AnnounceEvent>) -> An
         left,
         event,
         numwant: 50,
+        totals: [0; 3],
     }
 }
 
@@ -224,7 +225,7 @@ fn an_announce_examines_numwant_entries_not_the_swarm() {
     let out = s.ok(t, &asker);
     assert_eq!(out.peers.len(), 50);
     assert!(
-        s.last_announce_probes() <= 4 * 50 + 64,
+        s.last_announce_probes() <= 4 * 50 + 64 + 4,
         "examined {} entries",
         s.last_announce_probes()
     );
@@ -234,7 +235,7 @@ fn an_announce_examines_numwant_entries_not_the_swarm() {
     let out = s.ok(t, &seed);
     assert_eq!(out.peers.len(), 50);
     assert!(out.peers.iter().all(|p| !p.is_seed));
-    assert!(s.last_announce_probes() <= 4 * 50 + 64);
+    assert!(s.last_announce_probes() <= 4 * 50 + 64 + 4);
 }
 
 #[test]
@@ -254,4 +255,26 @@ fn the_same_seed_gives_the_same_peers() {
         ids(&s.ok(t, &asker))
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn a_repeat_of_the_same_totals_is_not_passed_to_the_accounting() {
+    let mut s = store();
+    let t = Instant::now();
+    let mut a = announce(1, "10.0.0.1:1", 5, Some(AnnounceEvent::Started));
+    assert!(!s.ok(t, &a).report_unchanged, "a new peer reports");
+    a.event = None;
+    assert!(s.ok(t, &a).report_unchanged);
+    a.totals = [0, 10, 0];
+    assert!(!s.ok(t, &a).report_unchanged, "growth reports");
+    assert!(s.ok(t + Duration::from_secs(1), &a).report_unchanged);
+    assert!(
+        !s.ok(t + IDLE_REPORT_EVERY, &a).report_unchanged,
+        "an idle peer still reports now and then"
+    );
+    a.event = Some(AnnounceEvent::Completed);
+    assert!(
+        !s.ok(t + IDLE_REPORT_EVERY, &a).report_unchanged,
+        "events report"
+    );
 }

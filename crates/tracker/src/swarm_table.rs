@@ -7,20 +7,23 @@
 //! each insert and removal:
 //!
 //! - `peers`: peer id → entry (lookup, update);
-//! - `seeds` and `leechers`: the ids in two vectors, for uniform random
-//!   sampling and O(1) counts; an entry records its slot, and removal is a
-//!   swap-remove that updates the one entry moved;
-//! - `by_subnet`: the ids per /24 or /64, same swap-remove scheme, for
+//! - `seeds` and `leechers`: the peers in two vectors of [`Slot`]s, for
+//!   uniform random sampling and O(1) counts; an entry records its slot,
+//!   and removal is a swap-remove that updates the one entry moved;
+//! - `by_subnet`: the slots per /24 or /64, same swap-remove scheme, for
 //!   the neighbours-first rule;
 //! - `by_addr`: listening address → peer id (a restarted listener);
 //! - `per_ip`: live sessions per IP, for the per-address limit.
 //!
 //! Sampling draws random slots (O(numwant) probes), never a shuffle of the
-//! whole swarm. Only vectors are ever iterated or indexed by the random
+//! whole swarm. A slot carries what sampling checks (id, address, last
+//! seen, seed), so a probe is one read of a vector, not a hash lookup in a
+//! map far bigger than the cache. Only vectors are ever iterated or indexed by the random
 //! number generator, never a hash map, so results are reproducible for a
 //! seed.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,9 @@ pub(crate) struct PeerEntry {
     /// Announced to another tracker instance, learned through the shared
     /// database: not shared back.
     pub(crate) remote: bool,
+    /// The totals (uploaded, downloaded, origin) of the last announce
+    /// passed on to the accounting, and when.
+    pub(crate) reported: Option<([u64; 3], Instant)>,
     /// Index in `seeds` (left = 0) or `leechers`.
     pool_slot: usize,
     /// Index in its subnet's list.
@@ -59,6 +65,7 @@ impl PeerEntry {
             key,
             completion_counted: false,
             remote: false,
+            reported: None,
             pool_slot: 0,
             subnet_slot: 0,
         }
@@ -73,12 +80,32 @@ impl PeerEntry {
     }
 }
 
+/// What sampling needs of a peer, kept in the vectors it samples.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: PeerId,
+    addr: SocketAddr,
+    last_seen: Instant,
+    seed: bool,
+}
+
+impl Slot {
+    fn of(id: PeerId, entry: &PeerEntry) -> Slot {
+        Slot {
+            id,
+            addr: entry.addr,
+            last_seen: entry.last_seen,
+            seed: entry.is_seed(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Swarm {
     peers: HashMap<PeerId, PeerEntry>,
-    seeds: Vec<PeerId>,
-    leechers: Vec<PeerId>,
-    by_subnet: HashMap<Subnet, Vec<PeerId>>,
+    seeds: Vec<Slot>,
+    leechers: Vec<Slot>,
+    by_subnet: HashMap<Subnet, Vec<Slot>>,
     by_addr: HashMap<SocketAddr, PeerId>,
     per_ip: HashMap<IpAddr, u32>,
     /// `completed` events ever counted (at most one per peer entry).
@@ -125,7 +152,7 @@ impl Swarm {
         self.peers.is_empty() && self.downloaded == 0
     }
 
-    fn pool(&mut self, seed: bool) -> &mut Vec<PeerId> {
+    fn pool(&mut self, seed: bool) -> &mut Vec<Slot> {
         if seed {
             &mut self.seeds
         } else {
@@ -135,15 +162,16 @@ impl Swarm {
 
     /// Adds `id` (which must not be present) with every index.
     pub(crate) fn insert(&mut self, id: PeerId, mut entry: PeerEntry) {
+        let slot = Slot::of(id, &entry);
         let pool = self.pool(entry.is_seed());
         entry.pool_slot = pool.len();
-        pool.push(id);
+        pool.push(slot);
         let list = self
             .by_subnet
             .entry(subnet_of(entry.addr.ip()))
             .or_default();
         entry.subnet_slot = list.len();
-        list.push(id);
+        list.push(slot);
         self.by_addr.insert(entry.addr, id);
         *self.per_ip.entry(entry.addr.ip()).or_insert(0) += 1;
         self.peers.insert(id, entry);
@@ -157,8 +185,8 @@ impl Swarm {
         let subnet = subnet_of(entry.addr.ip());
         if let Some(list) = self.by_subnet.get_mut(&subnet) {
             list.swap_remove(entry.subnet_slot);
-            if let Some(moved) = list.get(entry.subnet_slot).copied() {
-                if let Some(e) = self.peers.get_mut(&moved) {
+            if let Some(moved) = list.get(entry.subnet_slot) {
+                if let Some(e) = self.peers.get_mut(&moved.id) {
                     e.subnet_slot = entry.subnet_slot;
                 }
             }
@@ -181,7 +209,7 @@ impl Swarm {
     fn take_pool_slot(&mut self, seed: bool, slot: usize) {
         let pool = self.pool(seed);
         pool.swap_remove(slot);
-        if let Some(moved) = pool.get(slot).copied() {
+        if let Some(moved) = pool.get(slot).map(|s| s.id) {
             if let Some(e) = self.peers.get_mut(&moved) {
                 e.pool_slot = slot;
             }
@@ -205,19 +233,34 @@ impl Swarm {
             return;
         }
         let was_seed = entry.is_seed();
-        let slot = entry.pool_slot;
-        if was_seed != (left == 0) {
-            self.take_pool_slot(was_seed, slot);
-            let pool = self.pool(left == 0);
-            let new_slot = pool.len();
-            pool.push(*id);
-            if let Some(e) = self.peers.get_mut(id) {
-                e.pool_slot = new_slot;
-            }
-        }
+        let (pool_slot, subnet_slot) = (entry.pool_slot, entry.subnet_slot);
+        let subnet = subnet_of(addr.ip());
         if let Some(e) = self.peers.get_mut(id) {
             e.left = left;
             e.last_seen = now;
+        }
+        if let Some(slot) = self
+            .by_subnet
+            .get_mut(&subnet)
+            .and_then(|list| list.get_mut(subnet_slot))
+        {
+            slot.last_seen = now;
+            slot.seed = left == 0;
+        }
+        if was_seed != (left == 0) {
+            self.take_pool_slot(was_seed, pool_slot);
+            let Some(entry) = self.peers.get(id) else {
+                return;
+            };
+            let slot = Slot::of(*id, entry);
+            let pool = self.pool(left == 0);
+            let new_slot = pool.len();
+            pool.push(slot);
+            if let Some(e) = self.peers.get_mut(id) {
+                e.pool_slot = new_slot;
+            }
+        } else if let Some(slot) = self.pool(was_seed).get_mut(pool_slot) {
+            slot.last_seen = now;
         }
     }
 
@@ -226,8 +269,8 @@ impl Swarm {
         self.seeds
             .iter()
             .chain(&self.leechers)
-            .filter(|id| self.peers.get(*id).is_some_and(|p| p.expired(now, expiry)))
-            .copied()
+            .filter(|slot| now.saturating_duration_since(slot.last_seen) >= expiry)
+            .map(|slot| slot.id)
             .collect()
     }
 
@@ -236,7 +279,7 @@ impl Swarm {
         self.seeds
             .iter()
             .chain(&self.leechers)
-            .filter_map(|id| self.peers.get(id).map(|e| (id, e)))
+            .filter_map(|slot| self.peers.get(&slot.id).map(|e| (&slot.id, e)))
     }
 
     /// At most `numwant` peers for `requester` at `addr`: same-subnet
@@ -255,45 +298,45 @@ impl Swarm {
         rng: &mut impl Rng,
     ) -> (Vec<PeerInfo>, Vec<PeerId>, Probes) {
         let mut picked: Vec<PeerInfo> = Vec::with_capacity(numwant.min(self.peers.len()));
-        let mut chosen: HashSet<PeerId> = HashSet::with_capacity(picked.capacity());
         let mut expired = Vec::new();
         let mut probes = Probes::default();
-        let mut consider = |id: &PeerId, picked: &mut Vec<PeerInfo>| -> bool {
+        let home = subnet_of(addr.ip());
+        let mut consider = |slot: &Slot, far: bool, picked: &mut Vec<PeerInfo>| -> bool {
             probes.0 += 1;
-            let Some(p) = self.peers.get(id) else {
-                return false;
-            };
-            if id == requester || p.addr == addr || chosen.contains(id) {
+            if slot.id == *requester || slot.addr == addr {
                 return false;
             }
-            if p.expired(now, expiry) {
-                expired.push(*id);
+            // The near pass already looked at the requester's subnet.
+            if far && subnet_of(slot.addr.ip()) == home {
                 return false;
             }
-            if requester_is_seed && p.is_seed() {
+            if now.saturating_duration_since(slot.last_seen) >= expiry {
+                expired.push(slot.id);
                 return false;
             }
-            chosen.insert(*id);
+            if requester_is_seed && slot.seed {
+                return false;
+            }
             picked.push(PeerInfo {
-                peer_id: *id,
-                addr: p.addr,
-                is_seed: p.is_seed(),
+                peer_id: slot.id,
+                addr: slot.addr,
+                is_seed: slot.seed,
             });
             true
         };
-        if let Some(near) = self.by_subnet.get(&subnet_of(addr.ip())) {
+        if let Some(near) = self.by_subnet.get(&home) {
             sample(near.len(), numwant, rng, |i| {
-                consider(&near[i], &mut picked)
+                consider(&near[i], false, &mut picked)
             });
         }
         let want = numwant - picked.len();
         // A seed only gets leechers; a leecher samples seeds and leechers
         // as one list, seeds first.
-        let seeds: &[PeerId] = if requester_is_seed { &[] } else { &self.seeds };
+        let seeds: &[Slot] = if requester_is_seed { &[] } else { &self.seeds };
         let leechers = &self.leechers;
         sample(seeds.len() + leechers.len(), want, rng, |i| {
-            let id = seeds.get(i).unwrap_or_else(|| &leechers[i - seeds.len()]);
-            consider(id, &mut picked)
+            let slot = seeds.get(i).unwrap_or_else(|| &leechers[i - seeds.len()]);
+            consider(slot, true, &mut picked)
         });
         expired.sort_unstable();
         expired.dedup();
@@ -301,11 +344,40 @@ impl Swarm {
     }
 }
 
+/// Hashes the random slot indices `sample` draws: they are not chosen by
+/// anyone, so a multiply-shift is enough (SipHash costs more than the
+/// probe it guards).
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Slots probed together from each random start in a long list: a run
+/// of neighbouring slots shares cache lines, so a probe costs a few
+/// nanoseconds instead of a memory miss, while every slot keeps the same
+/// chance to be picked.
+const RUN: usize = 4;
+
 /// Calls `take` on distinct random indices of `0..len` until it has
 /// accepted `want` of them. A short list is walked in a random order in
-/// full; a long one is probed at random, at most `4 * want + 64` times, so
-/// the cost is O(want) whatever `len` is (with many rejections it may
-/// return fewer; the client asks again next interval).
+/// full; a long one is probed in runs of [`RUN`] consecutive indices from
+/// random starts, at most `4 * want + 64` probes, so the cost is O(want)
+/// whatever `len` is (with many rejections it may return fewer; the client
+/// asks again next interval).
 fn sample(len: usize, want: usize, rng: &mut impl Rng, mut take: impl FnMut(usize) -> bool) {
     if want == 0 || len == 0 {
         return;
@@ -325,13 +397,18 @@ fn sample(len: usize, want: usize, rng: &mut impl Rng, mut take: impl FnMut(usiz
             }
         }
     } else {
-        let mut tried = HashSet::with_capacity(budget);
-        for _ in 0..budget {
-            let i = rng.gen_range(0..len);
-            if tried.insert(i) && take(i) {
-                got += 1;
-                if got == want {
-                    return;
+        let mut tried: HashSet<usize, BuildHasherDefault<IndexHasher>> =
+            HashSet::with_capacity_and_hasher(budget, BuildHasherDefault::default());
+        let mut probes = 0;
+        while probes < budget {
+            let start = rng.gen_range(0..len);
+            for i in (start..start + RUN).map(|i| i % len) {
+                probes += 1;
+                if tried.insert(i) && take(i) {
+                    got += 1;
+                    if got == want {
+                        return;
+                    }
                 }
             }
         }

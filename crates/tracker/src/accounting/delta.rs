@@ -170,6 +170,30 @@ pub fn session_delta(
     (state, usage)
 }
 
+/// How long a session's stored row may go untouched by announces that
+/// change nothing (seconds): such announces are not written at all, which
+/// keeps a batch's cost proportional to the sessions that moved bytes,
+/// not to the swarm. The row is still refreshed this often (and on a new
+/// day, for the day's distinct-peer list) so pruning sees it alive.
+pub const IDLE_TOUCH_SECS: i64 = 3600;
+
+/// Whether `report` changes anything against `stored`: growth, a
+/// completion, a restart, a new day, or a row older than
+/// [`IDLE_TOUCH_SECS`]. When it does not, the store skips it: nothing to
+/// credit, nothing to write. (The stored `reported_unix` then stays the
+/// time of the last change, which is where the line-rate allowance for the
+/// next growth is rightly measured from.)
+pub fn changes_anything(stored: &SessionState, report: &SessionReport, max_rate: u64) -> bool {
+    let (state, usage) = session_delta(Some(stored), report, max_rate);
+    let same_totals = SessionState {
+        reported_unix: stored.reported_unix,
+        ..state
+    } == *stored;
+    let fresh = report.at_unix.saturating_sub(stored.reported_unix) < IDLE_TOUCH_SECS
+        && super::day_of(report.at_unix) == super::day_of(stored.reported_unix);
+    !(usage == UsageDelta::default() && same_totals && fresh)
+}
+
 #[cfg(test)]
 #[path = "delta_tests.rs"]
 mod tests;

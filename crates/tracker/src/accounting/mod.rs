@@ -16,7 +16,10 @@
 mod delta;
 mod pending;
 
-pub use delta::{session_delta, Reported, SessionReport, SessionState, UsageDelta};
+pub use delta::{
+    changes_anything, session_delta, Reported, SessionReport, SessionState, UsageDelta,
+    IDLE_TOUCH_SECS,
+};
 pub use pending::PendingReports;
 
 /// Days since 1970-01-01 (UTC) of a unix time.

@@ -20,7 +20,9 @@ use super::{
     BatchOutcome, Ceilings, NewRelease, Publisher, PublisherId, Release, ReleaseId, SharedPeer,
     Store, StoreError, UsageRow,
 };
-use crate::accounting::{day_of, session_delta, SessionReport, SessionState, UsageDelta};
+use crate::accounting::{
+    changes_anything, day_of, session_delta, SessionReport, SessionState, UsageDelta,
+};
 
 /// How long a writer waits for another process holding the file's lock
 /// (an operator's `sqlite3` shell, a second tracker started by mistake).
@@ -351,6 +353,12 @@ impl Store for SqliteStore {
                     })
                     .optional()
                     .map_err(&fail)?;
+                if stored
+                    .as_ref()
+                    .is_some_and(|s| !changes_anything(s, report, ceilings.max_rate))
+                {
+                    continue;
+                }
                 let (state, mut usage) = session_delta(stored.as_ref(), report, ceilings.max_rate);
                 write
                     .execute(params![

@@ -13,6 +13,14 @@
 //! 4. a session skipped that way now exists, committed: it goes round
 //!    again, from step 1, so its growth is measured against those totals.
 //!
+//! Before the rounds, one unlocked read drops the sessions whose reports
+//! change nothing ([`changes_anything`]): re-announces with the same
+//! totals are most of a full swarm's traffic, and locking their rows
+//! (a write in PostgreSQL) would make a batch cost follow the swarm's
+//! size. Skipping is safe without the lock: a report with no growth over
+//! what was read has none over anything written since, and it credits
+//! nothing.
+//!
 //! Whole columns travel as arrays (`UNNEST`), so a round is four
 //! statements whatever the batch size, and the usage sums and day-peer
 //! rows are written once at the end. Completions (rare: one per download)
@@ -24,7 +32,9 @@ use postgres::Transaction;
 
 use super::super::schema::{self, from_column, to_column};
 use super::super::{BatchOutcome, Ceilings, ReleaseId};
-use crate::accounting::{day_of, session_delta, SessionReport, SessionState, UsageDelta};
+use crate::accounting::{
+    changes_anything, day_of, session_delta, SessionReport, SessionState, UsageDelta,
+};
 
 /// A session as (release, peer id): also the lock order.
 type SessionKey = (ReleaseId, [u8; 20]);
@@ -107,10 +117,21 @@ pub(super) fn apply(
     let max_rate = ceilings.max_rate;
     let sessions = group_by_session(reports);
     let mut tally = Tally::default();
-    let mut pending: Vec<&Session<'_>> = sessions.iter().collect();
+    let all_keys: Vec<SessionKey> = sessions.iter().map(|s| s.key).collect();
+    let peeked = read_stored(tx, &all_keys, false)?;
+    let mut pending: Vec<&Session<'_>> = sessions
+        .iter()
+        .filter(|session| match peeked.get(&session.key) {
+            Some(stored) => session
+                .reports
+                .iter()
+                .any(|report| changes_anything(stored, report, max_rate)),
+            None => true,
+        })
+        .collect();
     while !pending.is_empty() {
         let keys: Vec<SessionKey> = pending.iter().map(|s| s.key).collect();
-        let stored = lock_stored(tx, &keys)?;
+        let stored = read_stored(tx, &keys, true)?;
         let mut known = Vec::new();
         let mut new = Vec::new();
         for session in pending {
@@ -174,23 +195,25 @@ fn compute(before: Option<&SessionState>, reports: &[&SessionReport], max_rate: 
     }
 }
 
-/// Locks and reads the stored rows among `keys` (sorted, distinct).
-fn lock_stored(
+/// Reads the stored rows among `keys` (sorted, distinct); with `lock`,
+/// locks them until the transaction ends, in key order.
+fn read_stored(
     tx: &mut Transaction<'_>,
     keys: &[SessionKey],
+    lock: bool,
 ) -> Result<HashMap<SessionKey, SessionState>, postgres::Error> {
     let releases: Vec<i64> = keys.iter().map(|(release, _)| *release).collect();
     let peers: Vec<&[u8]> = keys.iter().map(|(_, peer)| peer.as_slice()).collect();
-    let rows = tx.query(
+    let sql = format!(
         "SELECT s.release_id, s.peer_id, s.uploaded, s.downloaded, s.origin,
                 s.reported_unix, s.completed
          FROM sessions s
          JOIN UNNEST($1::BIGINT[], $2::BYTEA[]) AS k(release_id, peer_id)
            ON s.release_id = k.release_id AND s.peer_id = k.peer_id
-         ORDER BY s.release_id, s.peer_id
-         FOR UPDATE OF s",
-        &[&releases, &peers],
-    )?;
+         ORDER BY s.release_id, s.peer_id{}",
+        if lock { " FOR UPDATE OF s" } else { "" }
+    );
+    let rows = tx.query(sql.as_str(), &[&releases, &peers])?;
     let mut stored = HashMap::with_capacity(rows.len());
     for row in &rows {
         // Only 20-byte ids are ever written; anything else is not ours.
