@@ -26,6 +26,11 @@ use crate::store::{Ceilings, SharedPeer, Store, StoreError};
 /// those tables, and a day's rows need only go within the day.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Longest time a live, unchanged peer goes without being shared again
+/// with other instances (at most a quarter of the expiry, so they never
+/// drop it while it announces here).
+const REPUBLISH_MAX: Duration = Duration::from_secs(300);
+
 /// How far instances' clocks may disagree without a peer being missed.
 const CLOCK_SLACK_MS: i64 = 5_000;
 
@@ -204,16 +209,16 @@ impl Control {
 
     /// Exchanges peers with the other instances and reloads the releases
     /// they may have registered or withdrawn.
-    async fn sync(
-        &self,
-        state: &AppState,
-        last_sync: Instant,
-        since_ms: i64,
-    ) -> Result<i64, StoreError> {
+    async fn sync(&self, state: &AppState, since_ms: i64) -> Result<i64, StoreError> {
         let now_ms = unix_now_ms();
         let (ours, stopped) = {
             let mut peers = state.store();
-            (peers.local_seen_since(last_sync), peers.take_stopped())
+            let republish_every =
+                (state.settings.peer_expiry() / 4).clamp(Duration::from_secs(1), REPUBLISH_MAX);
+            (
+                peers.take_to_publish(Instant::now(), republish_every),
+                peers.take_stopped(),
+            )
         };
         let shared: Vec<SharedPeer> = ours
             .iter()
@@ -297,7 +302,7 @@ pub(crate) async fn run(state: Arc<AppState>) {
         }
         if control.shares_peers && last_sync.elapsed() >= sync_every {
             let started = Instant::now();
-            match control.sync(&state, last_sync, since_ms).await {
+            match control.sync(&state, since_ms).await {
                 Ok(newest) => {
                     since_ms = newest;
                     last_sync = started;

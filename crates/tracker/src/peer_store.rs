@@ -146,22 +146,40 @@ impl PeerStore {
         self
     }
 
-    /// Peers that announced to this instance at or after `since`.
-    pub fn local_seen_since(&self, since: Instant) -> Vec<LocalPeer> {
-        self.swarms
-            .iter()
-            .flat_map(|(hash, swarm)| {
-                swarm
-                    .entries()
-                    .filter(move |(_, p)| !p.remote && p.last_seen >= since)
-                    .map(move |(id, p)| LocalPeer {
+    /// Peers to share with other instances now: those announced here that
+    /// are new or changed (address, bytes left) since they were last
+    /// shared, or still announcing and last shared `republish_every` ago
+    /// (so others keep them). Marks them shared. Re-announces that change
+    /// nothing are most of a full swarm's traffic: sharing each would make
+    /// the database's work follow the swarm's size.
+    pub fn take_to_publish(&mut self, now: Instant, republish_every: Duration) -> Vec<LocalPeer> {
+        let mut out = Vec::new();
+        for (hash, swarm) in &mut self.swarms {
+            for (id, p) in swarm.entries_mut() {
+                if p.remote {
+                    continue;
+                }
+                let due = match p.published {
+                    None => true,
+                    Some((at, addr, left)) => {
+                        addr != p.addr
+                            || left != p.left
+                            || (p.last_seen > at
+                                && now.saturating_duration_since(at) >= republish_every)
+                    }
+                };
+                if due {
+                    p.published = Some((now, p.addr, p.left));
+                    out.push(LocalPeer {
                         swarm: *hash,
                         peer_id: *id,
                         addr: p.addr,
                         left: p.left,
-                    })
-            })
-            .collect()
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Peers that left since the last call.

@@ -50,6 +50,9 @@ pub(crate) struct PeerEntry {
     /// The totals (uploaded, downloaded, origin) of the last announce
     /// passed on to the accounting, and when.
     pub(crate) reported: Option<([u64; 3], Instant)>,
+    /// When this peer was last shared with other instances, and its
+    /// address and bytes left then.
+    pub(crate) published: Option<(Instant, SocketAddr, u64)>,
     /// Index in `seeds` (left = 0) or `leechers`.
     pool_slot: usize,
     /// Index in its subnet's list.
@@ -66,6 +69,7 @@ impl PeerEntry {
             completion_counted: false,
             remote: false,
             reported: None,
+            published: None,
             pool_slot: 0,
             subnet_slot: 0,
         }
@@ -274,12 +278,9 @@ impl Swarm {
             .collect()
     }
 
-    /// Every entry, in vector order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&PeerId, &PeerEntry)> {
-        self.seeds
-            .iter()
-            .chain(&self.leechers)
-            .filter_map(|slot| self.peers.get(&slot.id).map(|e| (&slot.id, e)))
+    /// Every entry, to update (in no particular order).
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = (&PeerId, &mut PeerEntry)> {
+        self.peers.iter_mut()
     }
 
     /// At most `numwant` peers for `requester` at `addr`: same-subnet
