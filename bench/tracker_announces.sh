@@ -13,7 +13,19 @@
 # (which writes the last accounting batch), started again on the same
 # database, and /api/v1/usage is compared with the expectation.
 #
+# With --swarm SIZES instead: announce throughput against ONE swarm of each
+# size (comma-separated, e.g. 1000,30000,100000). Per backend, size and
+# round: a fresh database and tracker (behind --trusted-proxy 127.0.0.1),
+# one release; tracker_swarm.lua first announces every peer (`started`,
+# 4 peers per X-Forwarded-For address, so within the per-address session
+# limit), the script checks through /metrics that the swarm holds exactly
+# SIZE peers, then wrk re-announces peers drawn at random from that
+# population for --duration seconds: the steady state of a full swarm.
+# The summary shows medians per size and the ratio of the largest size's
+# rate to the smallest's.
+#
 # Usage: bench/tracker_announces.sh [sqlite|postgres|both] [OPTIONS]
+#   --swarm SIZES     the swarm-size benchmark above (default: off)
 #   --duration S      wrk run per round, seconds (default 20)
 #   --connections C   wrk connections (default 64)
 #   --releases R      registered releases (default 20)
@@ -29,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backends=both duration=20 connections=64 releases=20 peers=300 rounds=1 batch_secs=5 pin=1
+backends=both duration=20 connections=64 releases=20 peers=300 rounds=1 batch_secs=5 pin=1 swarm_sizes=""
 threads=2
 settle=3 # last seconds of each wrk run: announces repeat, nothing grows
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -37,6 +49,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     sqlite|postgres|both) backends=$1 ;;
     --duration) duration=$2; shift ;;
+    --swarm) swarm_sizes=$2; shift ;;
     --connections) connections=$2; shift ;;
     --releases) releases=$2; shift ;;
     --peers) peers=$2; shift ;;
@@ -57,6 +70,7 @@ done
 shoal=$PWD/target/release/shoal
 tracker=$PWD/target/release/shoal-tracker
 script=$PWD/bench/tracker_announces.lua
+swarm_script=$PWD/bench/tracker_swarm.lua
 for bin in "$shoal" "$tracker"; do
   [ -x "$bin" ] || { echo "missing $bin; build first: cargo build --release --bin shoal --bin shoal-tracker" >&2; exit 2; }
 done
@@ -112,11 +126,16 @@ new_postgres_database() { # new_postgres_database NAME: creates it, prints its -
   echo "postgres:///$1?host=$pg_root&port=5432&user=shoal"
 }
 
-# --- The tracker.
+# --- The tracker. /metrics needs the operator's token; tracker_flags adds
+# what a mode needs.
+metrics_token=bench-metrics-token-0123456789
+echo "$metrics_token" > "$work/metrics.token"
+tracker_flags=()
 start_tracker() { # start_tracker DB LOG [taskset…]: sets tracker_pid and addr
   local db=$1 log=$2; shift 2
   : > "$log"
-  "$@" "$tracker" serve --listen 127.0.0.1:0 --db "$db" --batch-secs "$batch_secs" > "$log" 2>&1 &
+  "$@" "$tracker" serve --listen 127.0.0.1:0 --db "$db" --batch-secs "$batch_secs" \
+    --metrics-token-file "$work/metrics.token" "${tracker_flags[@]}" > "$log" 2>&1 &
   tracker_pid=$!
   for _ in $(seq 300); do
     addr=$(sed -n 's|^listening on http://\(.*\)/announce$|\1|p' "$log")
@@ -196,7 +215,7 @@ run_round() {
   wrk_job=""
   after=$(snapshot)
   local rss_kib; rss_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$tracker_pid/status")
-  curl -sf --max-time 10 "http://$addr/metrics" > "$dir/metrics"
+  curl -sf --max-time 10 -H "Authorization: Bearer $metrics_token" "http://$addr/metrics" > "$dir/metrics"
   stop_tracker
   day_after=$(date -u +%F)
 
@@ -212,13 +231,17 @@ run_round() {
     $1 == "bench" && $2 == "steps" {down = $4; origin = $6; up = $8; complete_at = $10}
     $1 == "bench" && $2 == "thread" {
       sessions = $5; growing = $7; settle = $9
-      grown += growing; all_sessions += sessions
+      # A session'"'"'s first announce (k = 1) is its baseline: never credited.
+      grown += growing - (growing < sessions ? growing : sessions); all_sessions += sessions
       full = int(growing / sessions); extra = growing % sessions
       if (full >= complete_at) completions += sessions
       else if (full == complete_at - 1) completions += extra
       if (settle < 2 * sessions) short = 1
     }
     END {
+      # The request wrk builds once to check the script is never sent: it
+      # was its session'"'"'s k = 1, so that session'"'"'s baseline is k = 2.
+      if (grown > 0) grown -= 1
       printf "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %d\n", grown * (down - origin), grown * origin, 0,
         grown * up, 0, completions, all_sessions, short
     }' "$dir/wrk.out")
@@ -276,6 +299,125 @@ run_round() {
   echo "$backend $round $rate $p50 $p99 $non2xx $errors $tracker_pct $rss_mib $wrk_pct $db_pct $other_pct $ok"
 }
 
+# --- The swarm-size benchmark (--swarm): one round prints
+# `backend round size rate p50_ms p99_ms non2xx errors tracker_cpu% rss_mib peers_ok cpu_us_per_announce`.
+run_swarm_round() {
+  local backend=$1 round=$2 size=$3
+  local dir=$work/$backend-$size-$round db
+  mkdir -p "$dir"
+  case $backend in
+    sqlite) db="sqlite://$dir/tracker.db" ;;
+    postgres) db=$(new_postgres_database "swarm_${size}_$round") ;;
+  esac
+  local key_hex token
+  key_hex=$(timeout 30 "$shoal" keygen --out "$dir/key" 2> /dev/null)
+  token=$(timeout 30 "$tracker" publisher add bench --key "$key_hex" --db "$db" 2> /dev/null)
+  tracker_flags=(--trusted-proxy 127.0.0.1)
+  start_tracker "$db" "$dir/tracker.log" "${tracker_cpu[@]}"
+  head -c $((64 * 1024)) /dev/urandom > "$dir/release.bin"
+  timeout 60 "$shoal" publish "$dir/release.bin" --key "$dir/key" --out "$dir/release.torrent" \
+    --tracker "http://$addr/announce" --register "http://$addr" --token "$token" --json \
+    > "$dir/publish.json" 2> "$dir/publish.err" \
+    || { echo "registering the release failed:" >&2; cat "$dir/publish.err" >&2; exit 1; }
+  local hash
+  hash=$(grep -o '"info_hash_v1": *"[0-9a-f]*"' "$dir/publish.json" | cut -d'"' -f4)
+  metrics() { curl -sf --max-time 10 -H "Authorization: Bearer $metrics_token" "http://$addr/metrics"; }
+
+  # Populate: one pass over the peers at least (the tracker answers
+  # thousands a second; the margin covers a slow machine).
+  local populate_secs=$((size / 4000 + 6))
+  timeout $((populate_secs + 60)) "${wrk_cpu[@]}" wrk -t "$threads" -c "$connections" -d "${populate_secs}s" \
+    --timeout 5s -s "$swarm_script" "http://$addr/announce" -- "$hash" "$size" "$threads" populate \
+    > "$dir/populate.out" 2>&1 || { echo "wrk (populate) failed:" >&2; cat "$dir/populate.out" >&2; exit 1; }
+  if awk '$1 == "bench" && $2 == "thread" && $4 < 1 {short = 1} END {exit !short}' "$dir/populate.out"; then
+    echo "  $backend size $size round $round: populating did not finish one pass in ${populate_secs} s" >&2; exit 1
+  fi
+  metrics > "$dir/metrics.before"
+  local peers_before refused_before
+  peers_before=$(metric shoal_tracker_peers "$dir/metrics.before")
+  refused_before=$(metric shoal_tracker_announces_refused_total "$dir/metrics.before")
+
+  local before after TIMEFORMAT='%U %S'
+  before=$(snapshot)
+  ( time timeout $((duration + 60)) "${wrk_cpu[@]}" wrk -t "$threads" -c "$connections" -d "${duration}s" \
+    --timeout 2s -s "$swarm_script" "http://$addr/announce" -- "$hash" "$size" "$threads" measure \
+    > "$dir/wrk.out" 2>&1 ) 2> "$dir/wrk.time" &
+  wrk_job=$!
+  wait "$wrk_job" || { echo "wrk failed:" >&2; cat "$dir/wrk.out" >&2; exit 1; }
+  wrk_job=""
+  after=$(snapshot)
+  local rss_kib; rss_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$tracker_pid/status")
+  metrics > "$dir/metrics.after"
+  stop_tracker
+  local peers_after refused_after ok=yes
+  peers_after=$(metric shoal_tracker_peers "$dir/metrics.after")
+  refused_after=$(metric shoal_tracker_announces_refused_total "$dir/metrics.after")
+  if [ "$peers_before" != "$size" ] || [ "$peers_after" != "$size" ] || [ "$refused_after" != "$refused_before" ]; then
+    ok=no
+    echo "  $backend size $size round $round: swarm held $peers_before then $peers_after peers (expected $size);" \
+      "refused during the run: $((refused_after - refused_before))" >&2
+  fi
+  local requests duration_us rate p50 p99 non2xx errors tracker_pct
+  requests=$(metric "bench requests" "$dir/wrk.out")
+  duration_us=$(metric "bench duration_us" "$dir/wrk.out")
+  rate=$(awk -v n="$requests" -v us="$duration_us" 'BEGIN {printf "%.0f", n / (us / 1e6)}')
+  p50=$(awk -v us="$(metric "bench latency_p50_us" "$dir/wrk.out")" 'BEGIN {printf "%.2f", us / 1000}')
+  p99=$(awk -v us="$(metric "bench latency_p99_us" "$dir/wrk.out")" 'BEGIN {printf "%.2f", us / 1000}')
+  non2xx=$(metric "bench errors_status" "$dir/wrk.out")
+  errors=$(awk '$1 == "bench" && $2 ~ /^errors_(connect|read|write|timeout)$/ {n += $3} END {print n + 0}' "$dir/wrk.out")
+  tracker_pct=$(echo "$before $after" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", 100 * ($7 - $2) / hz / (($6 - $1) / 1e9)}')
+  echo "  $backend size $size round $round: $requests announces in $duration s against $peers_after peers" >&2
+  local us_per_announce
+  us_per_announce=$(awk -v pct="$tracker_pct" -v r="$rate" 'BEGIN {printf "%.1f", pct * 10000 / r}')
+  echo "$backend $round $size $rate $p50 $p99 $non2xx $errors $tracker_pct $(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k / 1024}') $ok $us_per_announce"
+}
+
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+
+if [ -n "$swarm_sizes" ]; then
+  results=$work/results
+  sizes=${swarm_sizes//,/ }
+  echo "shoal-tracker announces against one swarm of $swarm_sizes peers, numwant 50," \
+    "wrk $threads threads x $connections connections, ${duration} s per round, $rounds round(s)," \
+    "$(nproc) cores, $([ "$pin" = 1 ] && echo "tracker on CPU 0, wrk on CPU 1" || echo unpinned)" >&2
+  for backend in $backends; do
+    [ "$backend" = postgres ] && [ -z "$pg_root" ] && start_postgres
+    for round in $(seq "$rounds"); do
+      for size in $sizes; do
+        run_swarm_round "$backend" "$round" "$size" > "$work/line"
+        tee -a "$results" < "$work/line"
+      done
+    done
+  done
+  swarm_median() { awk -v b="$1" -v s="$2" -v c="$3" '$1 == b && $3 == s {print $c}' "$results" | median; }
+  printf '\nmedians over %d round(s); tracker CPU in %% of one core:\n' "$rounds"
+  # CPU µs per announce: the tracker's CPU time over announces answered,
+  # steadier than the rate when other work shares the machine.
+  printf '%-9s %8s %11s %7s %7s %7s %6s %8s %9s %9s %6s\n' backend peers announces/s "p50 ms" "p99 ms" non-2xx errors \
+    tracker "µs/annc" "RSS MiB" "full"
+  failed=0
+  for backend in $backends; do
+    for size in $sizes; do
+      full=$(awk -v b="$backend" -v s="$size" '$1 == b && $3 == s && $11 != "yes" {bad = 1} END {print bad ? "no" : "yes"}' "$results")
+      [ "$full" = yes ] || failed=1
+      printf '%-9s %8d %11.0f %7.2f %7.2f %7.0f %6.0f %7.0f%% %9.1f %9.1f %6s\n' "$backend" "$size" \
+        "$(swarm_median "$backend" "$size" 4)" "$(swarm_median "$backend" "$size" 5)" \
+        "$(swarm_median "$backend" "$size" 6)" "$(swarm_median "$backend" "$size" 7)" \
+        "$(swarm_median "$backend" "$size" 8)" "$(swarm_median "$backend" "$size" 9)" \
+        "$(swarm_median "$backend" "$size" 12)" "$(swarm_median "$backend" "$size" 10)" "$full"
+    done
+    smallest=${sizes%% *} largest=${sizes##* }
+    awk -v b="$backend" -v lo="$(swarm_median "$backend" "$smallest" 4)" -v hi="$(swarm_median "$backend" "$largest" 4)" \
+      -v s="$smallest" -v l="$largest" -v clo="$(swarm_median "$backend" "$smallest" 12)" \
+      -v chi="$(swarm_median "$backend" "$largest" 12)" \
+      'BEGIN {printf "%-9s %d peers against %d: rate ratio %.3f, CPU per announce ratio %.3f\n", b, l, s, hi / lo, chi / clo}'
+  done
+  exit "$failed"
+fi
+
+# The accounting benchmark: every announce from 127.0.0.1, so the
+# per-address limits are lifted.
+tracker_flags=(--max-sessions-per-ip 1000000 --completions-per-ip 1000000)
 results=$work/results
 sessions=$((releases * peers))
 echo "shoal-tracker announces: $releases releases x $peers peers ($sessions sessions), numwant 20," \
@@ -289,7 +431,6 @@ for backend in $backends; do
   done
 done
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 column_median() { awk -v b="$1" -v c="$2" '$1 == b {print $c}' "$results" | median; }
 printf '\nmedians over %d round(s); CPU in %% of one core (other: the rest of the machine):\n' "$rounds"
 printf '%-9s %11s %7s %7s %7s %6s %8s %9s %8s %7s %8s %7s\n' backend announces/s "p50 ms" "p99 ms" non-2xx errors \

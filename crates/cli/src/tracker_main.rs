@@ -2,7 +2,8 @@
 //! sets up logging, and runs the tracker library until Ctrl-C or SIGTERM;
 //! `publisher add|list` manage the registry in the same database.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -115,16 +116,77 @@ struct ServeArgs {
     /// accounting (a plain BitTorrent tracker, for tests and labs).
     #[arg(long, conflicts_with = "db")]
     open: bool,
+    /// A reverse proxy (load balancer) in front of the tracker, by IP;
+    /// repeat for several. Only from these is X-Forwarded-For believed
+    /// (the client's address) and X-Forwarded-Proto (HTTPS). Default none.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<IpAddr>,
+    /// A file holding the operator's token for /metrics (sent as
+    /// Authorization: Bearer TOKEN), 16 to 128 printable characters.
+    /// Without it /metrics is off (404).
+    #[arg(long, value_name = "PATH")]
+    metrics_token_file: Option<PathBuf>,
+    /// The address clients use, e.g. https://tracker.example.com; an
+    /// https:// URL marks the dashboard cookie Secure.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Live peer ids one IP may hold in one swarm; more are refused.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions_per_ip: u32,
+    /// Completions billed per client IP, release and UTC day.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    completions_per_ip: u32,
+    /// Bytes/s one session can move (up + down, default 10 Gbit/s);
+    /// faster reported growth is flagged, never billed.
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1_250_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_report_rate: u64,
+    /// Days per-session totals and per-day peer lists are kept in the
+    /// database after their last report.
+    #[arg(long, value_name = "DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    retention_days: u32,
+    /// Include each peer's peer id in compact=0 answers (off by default: a
+    /// peer id is what it takes to impersonate a session).
+    #[arg(long)]
+    share_peer_ids: bool,
 }
 
 impl ServeArgs {
-    fn settings(&self) -> TrackerSettings {
-        TrackerSettings {
+    fn settings(&self) -> anyhow::Result<TrackerSettings> {
+        let metrics_token = match &self.metrics_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the metrics token file {}", path.display())
+                })?;
+                Some(text.trim().to_owned())
+            }
+            None => None,
+        };
+        let public_https = match &self.public_url {
+            Some(url) if url.starts_with("https://") => true,
+            Some(url) if url.starts_with("http://") => false,
+            Some(url) => {
+                anyhow::bail!("--public-url {url:?} must start with https:// or http://")
+            }
+            None => false,
+        };
+        Ok(TrackerSettings {
             listen: self.listen,
             batch_secs: self.batch_secs,
+            trusted_proxies: self.trusted_proxies.clone(),
+            metrics_token,
+            public_https,
+            max_sessions_per_ip: self.max_sessions_per_ip,
+            max_completions_per_ip_per_day: self.completions_per_ip,
+            max_report_rate: self.max_report_rate,
+            accounting_retention_days: self.retention_days,
+            share_peer_ids: self.share_peer_ids,
             ..TrackerSettings::default()
         }
-        .with_announce_interval(self.interval)
+        .with_announce_interval(self.interval))
     }
 }
 
@@ -192,7 +254,7 @@ fn unix_now() -> i64 {
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = args.settings();
+    let settings = args.settings()?;
     let store = if args.open {
         None
     } else {
@@ -274,7 +336,9 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("parsed as serve");
         };
-        let settings = args.settings();
+        let settings = args.settings().expect("valid settings");
+        assert!(settings.trusted_proxies.is_empty());
+        assert_eq!(settings.max_sessions_per_ip, 8);
         assert_eq!(settings.listen, "0.0.0.0:7000".parse().expect("address"));
         assert_eq!(settings.announce_interval_secs, 120);
         assert_eq!(settings.peer_expiry_secs, 540);

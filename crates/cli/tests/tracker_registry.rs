@@ -1,7 +1,9 @@
 //! `shoal-tracker` with its embedded SQLite database, end to end with real
 //! processes: publishers and their tokens, registration that checks the
 //! signature, libtorrent refused for unregistered content, hostile
-//! announces, and a swarm whose accounted bytes match what the peers say.
+//! announces, a swarm whose accounted bytes match what the peers say, the
+//! operator-only metrics, and uploads without a token refused before the
+//! tracker reads (and buffers) them.
 
 mod common;
 #[path = "common/swarm.rs"]
@@ -17,6 +19,9 @@ use common::{run, shoal, write_random_file};
 use serde_json::Value;
 use swarm::{lt_driver, Proc, Scene};
 
+/// The operator's token for `/metrics`, written to a file for the tracker.
+const METRICS_TOKEN: &str = "operator-metrics-token-0123456789";
+
 struct RegistryTracker {
     proc: Proc,
     /// `127.0.0.1:PORT`.
@@ -26,6 +31,12 @@ struct RegistryTracker {
 
 impl RegistryTracker {
     fn start(scene: &Scene, db: &str) -> RegistryTracker {
+        Self::start_with(scene, db, &[])
+    }
+
+    fn start_with(scene: &Scene, db: &str, extra: &[&str]) -> RegistryTracker {
+        let token_file = scene.path("metrics.token");
+        std::fs::write(&token_file, format!("{METRICS_TOKEN}\n")).expect("write the token file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"));
         cmd.args([
             "serve",
@@ -35,7 +46,10 @@ impl RegistryTracker {
             "1",
             "--db",
             db,
-        ]);
+            "--metrics-token-file",
+        ])
+        .arg(&token_file)
+        .args(extra);
         let mut proc = scene.spawn("tracker", &mut cmd);
         let host = proc.next_line(Instant::now() + Duration::from_secs(20), |line| {
             line.strip_prefix("listening on http://")
@@ -323,7 +337,8 @@ fn dashboard_totals_match_the_peers_own_counts() {
     let db = format!("sqlite://{}", dir.join("tracker.db").display());
     let (key, public) = keygen(&dir, "acme");
     let token = add_publisher(&db, "Acme", &public);
-    let tracker = RegistryTracker::start(&scene, &db);
+    // Every peer here is on 127.0.0.1: allow each leecher its completion.
+    let tracker = RegistryTracker::start_with(&scene, &db, &["--completions-per-ip", "3"]);
     let seed_dir = scene.dir("seed");
     let data = seed_dir.join("release.bin");
     write_random_file(&data, 8 << 20, 11);
@@ -415,8 +430,86 @@ fn dashboard_totals_match_the_peers_own_counts() {
         String::from_utf8_lossy(&login).contains("API token"),
         "no token: the login form"
     );
-    let (status, metrics) = tracker.request("GET", "/metrics", "", b"");
+    // The metrics are the operator's: refused without the token.
+    let (status, _) = tracker.request("GET", "/metrics", "", b"");
+    assert_eq!(status, 401);
+    let (status, metrics) = tracker.request(
+        "GET",
+        "/metrics",
+        &format!("Authorization: Bearer {METRICS_TOKEN}\r\n"),
+        b"",
+    );
     assert_eq!(status, 200);
-    assert!(String::from_utf8_lossy(&metrics).contains("shoal_tracker_write_batches_total"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("shoal_tracker_write_batches_total"));
+    assert!(
+        metrics.contains("shoal_tracker_batch_errors_total 0"),
+        "{metrics}"
+    );
     drop(seed);
+}
+
+/// Regression (audit finding 5): 40 connections each sending ~31 MiB to
+/// `POST /api/v1/releases` without a token took the tracker from 13 MB to
+/// 1.28 GB, the bodies buffered before the token was checked. Now each is
+/// answered 401 after its headers and the tracker's peak RSS stays small.
+#[cfg(target_os = "linux")]
+#[test]
+fn uploads_without_a_token_are_refused_before_they_are_read() {
+    const UPLOADS: usize = 40;
+    const BODY: usize = 31 << 20;
+    const PEAK_LIMIT_KIB: u64 = 64 * 1024;
+    let scene = Scene::new();
+    let dir = scene.dir("work");
+    let db = format!("sqlite://{}", dir.join("tracker.db").display());
+    let (_, public) = keygen(&dir, "acme");
+    add_publisher(&db, "Acme", &public);
+    let tracker = RegistryTracker::start(&scene, &db);
+    let host = tracker.host.clone();
+    let uploads: Vec<_> = (0..UPLOADS)
+        .map(|_| {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&host).expect("connect");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                let head = format!(
+                    "POST /api/v1/releases HTTP/1.1\r\nHost: {host}\r\nContent-Length: {BODY}\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).expect("send the head");
+                // Send the body until the tracker closes the connection.
+                let chunk = vec![b'x'; 256 << 10];
+                let mut sent = 0;
+                while sent < BODY {
+                    match stream.write(&chunk[..chunk.len().min(BODY - sent)]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => sent += n,
+                    }
+                }
+                let mut reply = Vec::new();
+                let _ = stream.read_to_end(&mut reply);
+                String::from_utf8_lossy(&reply).into_owned()
+            })
+        })
+        .collect();
+    for upload in uploads {
+        let reply = upload.join().expect("upload thread");
+        assert!(reply.starts_with("HTTP/1.1 401"), "{reply:.200}");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", tracker.proc.id()))
+        .expect("the tracker's /proc status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    eprintln!("tracker peak RSS with {UPLOADS} unauthenticated uploads: {peak_kib} KiB");
+    assert!(
+        peak_kib < PEAK_LIMIT_KIB,
+        "the tracker's peak RSS was {peak_kib} KiB with {UPLOADS} unauthenticated uploads"
+    );
+    // Still serving.
+    let (status, _) = tracker.request("GET", "/dashboard", "", b"");
+    assert_eq!(status, 200);
 }

@@ -2,11 +2,16 @@
 //! usage as JSON. A publisher proves who it is with the token the operator
 //! printed at `publisher add`, as `Authorization: Bearer TOKEN` (or the
 //! dashboard's cookie).
+//!
+//! The token is checked from the headers before a byte of the body is
+//! read: a stranger's upload is refused after its headers, so memory per
+//! request stays bounded by what a publisher may send
+//! ([`MAX_TORRENT_BYTES`]), and only publishers may send that much.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,9 +37,10 @@ pub(crate) const TOKEN_COOKIE: &str = "shoal_token";
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        // The limit is applied in `register`, after the token check.
         .route(
             "/api/v1/releases",
-            post(register).layer(DefaultBodyLimit::max(MAX_TORRENT_BYTES)),
+            post(register).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/releases/{info_hash}", delete(withdraw))
         .route("/api/v1/usage", get(usage))
@@ -118,10 +124,26 @@ pub(crate) async fn authenticate(
 async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let control = control(&state)?;
     let publisher = authenticate(control, &headers).await?;
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a torrent file is at most {MAX_TORRENT_BYTES} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_TORRENT_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_TORRENT_BYTES)
+        .await
+        .map_err(|_| too_large())?;
     let release = match check_release(&body, &publisher, unix_now()) {
         Ok(release) => release,
         Err(error) => {
@@ -211,12 +233,12 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
+    /// Saturating, like every sum of figures clients reported.
     fn add(&mut self, usage: &UsageDelta, distinct_peers: u64) {
         self.usage.add(usage);
-        self.peer_days += distinct_peers;
-        let (peer, origin) = (self.usage.peer_bytes, self.usage.origin_bytes);
-        self.offload_percent =
-            (peer + origin > 0).then(|| 100.0 * peer as f64 / (peer + origin) as f64);
+        self.peer_days = self.peer_days.saturating_add(distinct_peers);
+        let (peer, origin) = (self.usage.peer_bytes as f64, self.usage.origin_bytes as f64);
+        self.offload_percent = (peer + origin > 0.0).then(|| 100.0 * peer / (peer + origin));
     }
 }
 

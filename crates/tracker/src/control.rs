@@ -13,14 +13,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
-use crate::accounting::{PendingReports, SessionReport};
+use crate::accounting::{PendingReports, Reported, SessionReport};
 use crate::admission::Account;
 use crate::announce_query::{AnnounceEvent, AnnounceQuery};
 use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::peer_store::LocalPeer;
 use crate::registry::Registry;
-use crate::store::{SharedPeer, Store, StoreError};
+use crate::store::{Ceilings, SharedPeer, Store, StoreError};
+
+/// How often old sessions and day-peer rows are deleted: each run scans
+/// those tables, and a day's rows need only go within the day.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Longest time a live, unchanged peer goes without being shared again
+/// with other instances (at most a quarter of the expiry, so they never
+/// drop it while it announces here).
+const REPUBLISH_MAX: Duration = Duration::from_secs(300);
 
 /// How far instances' clocks may disagree without a peer being missed.
 const CLOCK_SLACK_MS: i64 = 5_000;
@@ -108,10 +117,15 @@ impl Control {
     /// Merges one announce into the window. Returns false when the window
     /// is over twice its bound (the database is not keeping up): the
     /// report is dropped rather than memory growing without end.
+    ///
+    /// `session` is the accounting identity of the announcer (see
+    /// [`SessionReport::session`]); `client` its IP as 16 bytes.
     pub(crate) fn record(
         &self,
         account: Account,
         query: &AnnounceQuery,
+        session: [u8; 20],
+        client: [u8; 16],
         max_pending: usize,
     ) -> bool {
         let now_unix = unix_now();
@@ -119,13 +133,21 @@ impl Control {
         let report = SessionReport {
             release: account.release,
             publisher: account.publisher,
-            peer_id: query.peer_id,
+            session,
+            client,
             restarted: started,
             started_unix: if started { now_unix } else { 0 },
+            baseline: Reported {
+                uploaded: query.uploaded,
+                downloaded: query.downloaded,
+                origin: query.origin_bytes.unwrap_or(0),
+                at_unix: now_unix,
+                completed: query.event == Some(AnnounceEvent::Completed),
+            },
             uploaded: query.uploaded,
             downloaded: query.downloaded,
             origin: query.origin_bytes,
-            completed: query.event == Some(AnnounceEvent::Completed),
+            completed: false,
             at_unix: now_unix,
         };
         let mut pending = self.pending();
@@ -141,20 +163,24 @@ impl Control {
 
     /// Writes the window as one batch. On failure the reports go back into
     /// the window for the next try.
-    pub(crate) async fn flush(&self, metrics: &Metrics, max_rate: u64) {
+    pub(crate) async fn flush(&self, metrics: &Metrics, ceilings: Ceilings) {
         let reports = self.pending().take();
         if reports.is_empty() {
             return;
         }
         let count = reports.len();
         let result = self
-            .with_db(move |db| db.apply_batch(&reports, max_rate).map_err(|e| (e, reports)))
+            .with_db(move |db| {
+                db.apply_batch(&reports, &ceilings)
+                    .map_err(|e| (e, reports))
+            })
             .await;
         match result {
             Ok(outcome) => {
                 Metrics::add(&metrics.batches, 1);
                 Metrics::add(&metrics.batch_sessions, count as u64);
                 Metrics::add(&metrics.flagged_bytes, outcome.added.flagged_bytes);
+                Metrics::add(&metrics.completions_refused, outcome.completions_refused);
                 tracing::debug!(sessions = count, "accounting batch written");
             }
             Err((error, reports)) => {
@@ -162,24 +188,37 @@ impl Control {
                 tracing::error!(%error, sessions = count, "accounting batch not written; retrying with the next one");
                 let mut pending = self.pending();
                 for report in reports {
-                    pending.record(report);
+                    pending.restore(report);
                 }
+            }
+        }
+    }
+
+    /// Deletes per-session totals and per-day peer lists older than the
+    /// retention (the per-day usage rows keep their peer counts).
+    async fn prune(&self, metrics: &Metrics, retention_days: u32) {
+        let before_unix = unix_now().saturating_sub(i64::from(retention_days) * 86_400);
+        match self.with_db(move |db| db.prune(before_unix)).await {
+            Ok(pruned) => tracing::debug!(pruned, "old accounting rows pruned"),
+            Err(error) => {
+                Metrics::add(&metrics.batch_errors, 1);
+                tracing::warn!(%error, "pruning old accounting rows failed; retrying later");
             }
         }
     }
 
     /// Exchanges peers with the other instances and reloads the releases
     /// they may have registered or withdrawn.
-    async fn sync(
-        &self,
-        state: &AppState,
-        last_sync: Instant,
-        since_ms: i64,
-    ) -> Result<i64, StoreError> {
+    async fn sync(&self, state: &AppState, since_ms: i64) -> Result<i64, StoreError> {
         let now_ms = unix_now_ms();
         let (ours, stopped) = {
             let mut peers = state.store();
-            (peers.local_seen_since(last_sync), peers.take_stopped())
+            let republish_every =
+                (state.settings.peer_expiry() / 4).clamp(Duration::from_secs(1), REPUBLISH_MAX);
+            (
+                peers.take_to_publish(Instant::now(), republish_every),
+                peers.take_stopped(),
+            )
         };
         let shared: Vec<SharedPeer> = ours
             .iter()
@@ -248,6 +287,7 @@ pub(crate) async fn run(state: Arc<AppState>) {
     let batch_every = Duration::from_secs(state.settings.batch_secs);
     let sync_every = Duration::from_millis(state.settings.sync_millis);
     let mut next_batch = Instant::now() + batch_every;
+    let mut next_prune = Instant::now();
     let mut last_sync = Instant::now();
     let mut since_ms = 0;
     loop {
@@ -262,7 +302,7 @@ pub(crate) async fn run(state: Arc<AppState>) {
         }
         if control.shares_peers && last_sync.elapsed() >= sync_every {
             let started = Instant::now();
-            match control.sync(&state, last_sync, since_ms).await {
+            match control.sync(&state, since_ms).await {
                 Ok(newest) => {
                     since_ms = newest;
                     last_sync = started;
@@ -275,9 +315,15 @@ pub(crate) async fn run(state: Arc<AppState>) {
         }
         if Instant::now() >= next_batch {
             control
-                .flush(&state.metrics, state.settings.max_report_rate)
+                .flush(&state.metrics, state.settings.ceilings())
                 .await;
             next_batch = Instant::now() + batch_every;
+        }
+        if Instant::now() >= next_prune {
+            control
+                .prune(&state.metrics, state.settings.accounting_retention_days)
+                .await;
+            next_prune = Instant::now() + PRUNE_EVERY;
         }
     }
 }

@@ -1,13 +1,17 @@
 //! The publisher's dashboard: one server-rendered page (no script) with
 //! totals, the offload percentage, a per-day chart and per-release rows.
 //! The token is entered once in a form and kept in an HttpOnly,
-//! SameSite=Strict cookie, so it is not in URLs or browser history.
+//! SameSite=Strict cookie (Secure when served over HTTPS), so it is not in
+//! URLs or browser history. The login refuses a form posted from another
+//! site (login CSRF: a page logging the victim in as the attacker), by its
+//! `Origin` (or `Referer`) header. Every figure that failed a check is shown
+//! as "flagged", apart from the billed ones.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,12 +21,20 @@ use crate::announce_query::percent_decode;
 use crate::api::{
     authenticate, day_range, usage_report, ApiError, Range, Totals, UsageReport, TOKEN_COOKIE,
 };
+use crate::client_addr::is_https;
 use crate::http::AppState;
+use crate::listener::RemoteAddr;
+
+/// Longest login form accepted: a token is 64 characters.
+const MAX_LOGIN_BYTES: usize = 1024;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/dashboard", get(page))
-        .route("/dashboard/login", post(login))
+        .route(
+            "/dashboard/login",
+            post(login).layer(DefaultBodyLimit::max(MAX_LOGIN_BYTES)),
+        )
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/dashboard") }),
@@ -52,8 +64,54 @@ async fn page(
     }
 }
 
+/// Whether a form post came from a page of this very site: its `Origin`
+/// (or, from older browsers, `Referer`) names the `Host` it was sent to.
+/// A request with neither (a script, curl) is not a browser's cross-site
+/// form, and is allowed.
+fn same_site(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let source = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    match (source, host) {
+        (None, _) => true,
+        (Some(source), Some(host)) => {
+            let rest = source
+                .strip_prefix("https://")
+                .or_else(|| source.strip_prefix("http://"));
+            rest.and_then(|r| r.split('/').next())
+                .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+        }
+        (Some(_), None) => false,
+    }
+}
+
 /// Takes `token=…` from the form and sets the cookie.
-async fn login(body: Bytes) -> Response {
+async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_site(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site login refused: open the dashboard itself and log in there\n",
+        )
+            .into_response();
+    }
+    let settings = &state.settings;
+    let secure = if is_https(
+        remote.ip(),
+        &headers,
+        &settings.trusted_proxies,
+        settings.public_https,
+    ) {
+        "; Secure"
+    } else {
+        ""
+    };
     let token = body
         .split(|&b| b == b'&')
         .find_map(|pair| pair.strip_prefix(b"token="))
@@ -78,7 +136,7 @@ async fn login(body: Bytes) -> Response {
             (header::LOCATION, "/dashboard".to_owned()),
             (
                 header::SET_COOKIE,
-                format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
+                format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"),
             ),
         ],
     )
@@ -140,7 +198,8 @@ pub(crate) fn render(report: &UsageReport) -> String {
          <div><div class=\"big\" id=\"peer-bytes\">{}</div>from peers</div>\
          <div><div class=\"big\" id=\"origin-bytes\">{}</div>from your origin</div>\
          <div><div class=\"big\">{}</div>from other clients (unattributed)</div>\
-         <div><div class=\"big\">{}</div>completed downloads</div></div>",
+         <div><div class=\"big\">{}</div>completed downloads</div>\
+         <div><div class=\"big\" id=\"flagged\">{}</div>flagged: reported beyond what a line could carry, never billed</div></div>",
         escape(&report.publisher),
         report.from,
         report.to,
@@ -149,17 +208,18 @@ pub(crate) fn render(report: &UsageReport) -> String {
         human_bytes(t.usage.origin_bytes),
         human_bytes(t.usage.unattributed_bytes),
         t.usage.completions,
+        human_bytes(t.usage.flagged_bytes),
     );
     body.push_str(&chart(report));
     body.push_str(
         "<h2>Releases</h2><table><tr><th>release</th><th>info-hash</th><th>size</th>\
          <th>from peers</th><th>from origin</th><th>unattributed</th><th>offload</th>\
-         <th>completions</th><th>peer-days</th></tr>",
+         <th>completions</th><th>peer-days</th><th>flagged</th></tr>",
     );
     for r in &report.releases {
         let _ = write!(
             body,
-            "<tr><td>{}{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.name),
             if r.withdrawn { " (withdrawn)" } else { "" },
             r.info_hash,
@@ -170,6 +230,7 @@ pub(crate) fn render(report: &UsageReport) -> String {
             offload(&r.totals),
             r.totals.usage.completions,
             r.totals.peer_days,
+            human_bytes(r.totals.usage.flagged_bytes),
         );
     }
     body.push_str("</table><p>The same data as JSON: <code>GET /api/v1/usage</code> with <code>Authorization: Bearer TOKEN</code>.</p>");
@@ -184,7 +245,12 @@ fn chart(report: &UsageReport) -> String {
     let max = report
         .days
         .iter()
-        .map(|d| d.totals.usage.peer_bytes + d.totals.usage.origin_bytes)
+        .map(|d| {
+            d.totals
+                .usage
+                .peer_bytes
+                .saturating_add(d.totals.usage.origin_bytes)
+        })
         .max()
         .unwrap_or(0)
         .max(1) as f64;

@@ -8,7 +8,8 @@
 //!
 //! - [`settings`]: every knob, with defaults and units;
 //! - [`announce_query`]: the raw query-string parser (pure);
-//! - [`peer_store`] and [`peer_selection`]: swarm membership (sans-IO);
+//! - [`peer_store`], `swarm_table` and [`peer_selection`]: swarm
+//!   membership and who owns a peer id (sans-IO, O(numwant) per announce);
 //! - [`response`]: bencoded replies (pure);
 //! - [`admission`] and [`registry`]: which swarms exist (all, or the
 //!   registered releases);
@@ -18,12 +19,22 @@
 //! - `control`: the accounting window and the background batch and
 //!   peer-exchange loop;
 //! - `http`, `api`, `dashboard`, [`metrics`] and `listener`: the axum
-//!   server and its connection bounds.
+//!   server and its connection bounds;
+//! - `client_addr`: who the client is (trusted proxies' `X-Forwarded-For`)
+//!   and the session identity (peer id + IP + `key`).
+//!
+//! Who may do what (DESIGN.md §threat model): a stranger may announce its
+//! own sessions, at most `max_sessions_per_ip` per swarm, and nothing it
+//! reports is billed before a baseline and within a line rate; it cannot
+//! update, stop or silence another client's peer id, nor learn peer ids
+//! from `compact=0`. A publisher's token guards the API and the dashboard
+//! (read before any request body); the operator's token guards `/metrics`.
 
 pub mod accounting;
 pub mod admission;
 pub mod announce_query;
 mod api;
+mod client_addr;
 mod control;
 mod dashboard;
 pub mod days;
@@ -37,6 +48,7 @@ pub mod release_check;
 pub mod response;
 pub mod settings;
 pub mod store;
+mod swarm_table;
 
 use std::fmt;
 use std::future::Future;
@@ -153,7 +165,10 @@ impl Tracker {
             None => (None, self.admission),
         };
         let state = AppState {
-            store: Mutex::new(PeerStore::new(self.settings.peer_expiry(), rng)),
+            store: Mutex::new(
+                PeerStore::new(self.settings.peer_expiry(), rng)
+                    .with_max_sessions_per_ip(self.settings.max_sessions_per_ip),
+            ),
             settings: self.settings,
             admission,
             control,
@@ -203,7 +218,7 @@ impl BoundTracker {
         // The last window is written on the way out, not lost.
         if let Some(control) = &self.state.control {
             control
-                .flush(&self.state.metrics, self.state.settings.max_report_rate)
+                .flush(&self.state.metrics, self.state.settings.ceilings())
                 .await;
             control.close().await;
         }

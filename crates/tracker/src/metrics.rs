@@ -1,5 +1,7 @@
-//! Counters for the operator, served as Prometheus text at `/metrics`.
-//! Plain atomics: the announce path only increments.
+//! Counters for the operator, served as Prometheus text at `/metrics`
+//! to whoever shows the operator's metrics token (nobody else: the
+//! figures tell an attacker what works). Plain atomics: the announce path
+//! only increments.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +18,11 @@ pub struct Metrics {
     pub peer_sync_errors: AtomicU64,
     pub registrations: AtomicU64,
     pub registrations_refused: AtomicU64,
+    /// New sessions refused: the IP already had its allowance in the swarm.
+    pub sessions_refused: AtomicU64,
+    /// Announces refused: the peer id belongs to another client.
+    pub peer_id_refused: AtomicU64,
+    pub completions_refused: AtomicU64,
 }
 
 /// Point-in-time values read when `/metrics` is asked for.
@@ -91,6 +98,21 @@ impl Metrics {
             "shoal_tracker_registrations_refused_total",
             "Registrations refused (unsigned, wrong key, malformed).",
             &self.registrations_refused,
+        );
+        counter(
+            "shoal_tracker_sessions_refused_total",
+            "New peer ids refused: the IP already had its allowance of sessions in the swarm.",
+            &self.sessions_refused,
+        );
+        counter(
+            "shoal_tracker_peer_id_refused_total",
+            "Announces refused: the peer id belongs to a client at another address or with another key.",
+            &self.peer_id_refused,
+        );
+        counter(
+            "shoal_tracker_completions_refused_total",
+            "Completions not billed: the IP already had its allowance for the release and day.",
+            &self.completions_refused,
         );
         let mut gauge = |name: &str, help: &str, value: usize| {
             let _ = writeln!(

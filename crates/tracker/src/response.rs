@@ -128,6 +128,7 @@ mod tests {
                 incomplete: 2,
                 downloaded: 3,
             },
+            report_unchanged: false,
         }
     }
 

@@ -1,13 +1,14 @@
 //! Every knob of the tracker service in one struct, so the CLI today and a
 //! config file later build the same thing.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::TrackerError;
 
 /// How the tracker listens and what it tells clients. Times are in seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves the metrics token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrackerSettings {
     /// Address to listen on for HTTP. Default `127.0.0.1:6969`: exposing the
     /// tracker is a deliberate choice (`0.0.0.0:6969` or `[::]:6969`).
@@ -45,6 +46,54 @@ pub struct TrackerSettings {
     /// Peer sessions kept in memory between batches before one is written
     /// early. Default 1,000,000 (about 100 MB).
     pub max_pending_sessions: usize,
+    /// Live peer ids one IP address may hold in one swarm; a further new
+    /// peer id from it is refused with a failure reason. Default 8 (a few
+    /// machines behind one NAT, each restarting once).
+    pub max_sessions_per_ip: u32,
+    /// Whether `compact=0` answers carry each peer's `peer id`. Default
+    /// false (as if every client sent `no_peer_id=1`): a peer id is what an
+    /// attacker needs to impersonate a session, and no client needs it.
+    pub share_peer_ids: bool,
+    /// Reverse proxies (load balancers) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` headers are believed. Default none: the
+    /// connection's address is the client's. List only your own proxies:
+    /// anyone else could claim any address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The operator's token for `/metrics` (`Authorization: Bearer …`).
+    /// Default none: `/metrics` answers 404.
+    pub metrics_token: Option<String>,
+    /// Whether clients reach the tracker over HTTPS (a TLS-terminating
+    /// proxy in front): the dashboard cookie then carries `Secure`. Default
+    /// false; also true per request when a trusted proxy sends
+    /// `X-Forwarded-Proto: https`.
+    pub public_https: bool,
+    /// Days the database keeps per-session totals and per-day peer lists
+    /// after their last report (`sessions`, `day_peers`,
+    /// `day_completions`); the per-day usage rows are kept for ever.
+    /// Default 7.
+    pub accounting_retention_days: u32,
+    /// Completions counted per client IP, release and UTC day; more from
+    /// the same address are flagged, not billed. Default 1.
+    pub max_completions_per_ip_per_day: u32,
+}
+
+impl std::fmt::Debug for TrackerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackerSettings")
+            .field("listen", &self.listen)
+            .field("announce_interval_secs", &self.announce_interval_secs)
+            .field("min_interval_secs", &self.min_interval_secs)
+            .field("peer_expiry_secs", &self.peer_expiry_secs)
+            .field("max_numwant", &self.max_numwant)
+            .field("max_sessions_per_ip", &self.max_sessions_per_ip)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "(set)"),
+            )
+            .field("public_https", &self.public_https)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Slack added to two announce intervals to get the default peer expiry.
@@ -66,6 +115,13 @@ impl Default for TrackerSettings {
             sync_millis: 1000,
             max_report_rate: 10_000_000_000 / 8,
             max_pending_sessions: 1_000_000,
+            max_sessions_per_ip: 8,
+            share_peer_ids: false,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+            public_https: false,
+            accounting_retention_days: 7,
+            max_completions_per_ip_per_day: 1,
         }
     }
 }
@@ -115,7 +171,27 @@ impl TrackerSettings {
         if self.max_pending_sessions == 0 {
             return bad("max_pending_sessions must be at least 1");
         }
+        if self.max_sessions_per_ip == 0 {
+            return bad("max_sessions_per_ip must be at least 1");
+        }
+        if self.accounting_retention_days == 0 {
+            return bad("the accounting retention must be at least 1 day");
+        }
+        if let Some(token) = &self.metrics_token {
+            if token.len() < 16 || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return bad("the metrics token must be 16 to 128 printable ASCII characters");
+            }
+        }
         Ok(())
+    }
+
+    /// The bounds an accounting batch applies.
+    pub(crate) fn ceilings(&self) -> crate::store::Ceilings {
+        crate::store::Ceilings {
+            max_rate: self.max_report_rate,
+            completions_per_ip_per_day: self.max_completions_per_ip_per_day,
+        }
     }
 
     pub(crate) fn peer_expiry(&self) -> Duration {

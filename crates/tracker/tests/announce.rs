@@ -118,12 +118,32 @@ async fn seeds_do_not_get_seeds_and_dictionary_form_works() {
     assert_eq!(list.len(), 3);
     for peer in list {
         assert_eq!(peer.get("ip").and_then(|i| i.as_str()), Some("127.0.0.1"));
-        assert_eq!(
-            peer.get("peer id")
-                .and_then(|p| p.as_bytes())
-                .map(<[u8]>::len),
-            Some(20)
+        assert!(
+            peer.get("peer id").is_none(),
+            "peer ids are not handed out by default"
         );
+    }
+}
+
+/// Regression (audit finding 2): `compact=0` handed out other peers' ids,
+/// what it takes to impersonate them. Only an operator's setting brings
+/// them back.
+#[tokio::test]
+async fn compact_0_answers_carry_peer_ids_only_when_the_operator_allows() {
+    for share_peer_ids in [false, true] {
+        let t = start(TrackerSettings {
+            share_peer_ids,
+            ..settings()
+        })
+        .await;
+        let c = reqwest::Client::new();
+        announce(&c, t.addr, &query(1, 1, 1001, 5, "")).await;
+        let body = announce(&c, t.addr, &query(1, 2, 1002, 5, "&compact=0&no_peer_id=0")).await;
+        let v = decode(&body, Limits::default()).expect("bencoded reply");
+        let list = v.get("peers").and_then(|p| p.as_list()).expect("dicts");
+        assert_eq!(list.len(), 1);
+        let id = list[0].get("peer id").and_then(|p| p.as_bytes());
+        assert_eq!(id.map(<[u8]>::len), share_peer_ids.then_some(20));
     }
 }
 

@@ -132,11 +132,15 @@ fn block_on(test: impl Future<Output = ()>) {
     }
 }
 
+/// The operator's token for `/metrics` on every instance.
+const METRICS_TOKEN: &str = "operator-token-for-the-instance-tests";
+
 fn settings(batch_secs: u64) -> TrackerSettings {
     TrackerSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
         batch_secs,
         sync_millis: SYNC_MILLIS,
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
         ..TrackerSettings::default()
     }
 }
@@ -319,10 +323,14 @@ impl Client {
     }
 
     async fn get(&self, at: &Instance, path_and_query: &str) -> (u16, Vec<u8>) {
+        self.get_as(at, path_and_query, &self.token).await
+    }
+
+    async fn get_as(&self, at: &Instance, path_and_query: &str, token: &str) -> (u16, Vec<u8>) {
         let response = self
             .http
             .get(at.url(path_and_query))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path_and_query} at instance {}: {e}", at.name));
@@ -411,7 +419,7 @@ impl Client {
 
     /// A counter or gauge from `at`'s `/metrics`.
     async fn metric(&self, at: &Instance, name: &str) -> u64 {
-        let (status, body) = self.get(at, "/metrics").await;
+        let (status, body) = self.get_as(at, "/metrics", METRICS_TOKEN).await;
         assert_eq!(status, 200, "metrics at instance {}", at.name);
         let text = String::from_utf8_lossy(&body);
         text.lines()
@@ -581,20 +589,16 @@ fn a_session_alternating_between_instances_is_accounted_once() {
         client
             .peers(&a, &session.totals(0, 1000, 400).event("started"))
             .await;
-        let started = Totals {
-            peer_bytes: 600,
-            origin_bytes: 400,
-            ..Totals::default()
-        };
-        usage_settles_at(&client, &a, &b, started).await;
+        // A session's first report sets its baseline and credits nothing.
+        usage_settles_at(&client, &a, &b, Totals::default()).await;
 
         client.peers(&b, &session.totals(100, 3000, 1000)).await;
         // Older totals arriving after newer ones, then a repeat.
         client.peers(&a, &session.totals(50, 2000, 800)).await;
         client.peers(&b, &session.totals(100, 3000, 1000)).await;
         let middle = Totals {
-            peer_bytes: 2000,
-            origin_bytes: 1000,
+            peer_bytes: 1400,
+            origin_bytes: 600,
             uploaded_bytes: 100,
             ..Totals::default()
         };
@@ -610,8 +614,8 @@ fn a_session_alternating_between_instances_is_accounted_once() {
         client.peers(&a, &done).await;
         client.peers(&b, &done).await;
         let end = Totals {
-            peer_bytes: 4000,
-            origin_bytes: 2000,
+            peer_bytes: 3400,
+            origin_bytes: 1600,
             uploaded_bytes: 500,
             completions: 1,
             ..Totals::default()
@@ -633,11 +637,13 @@ fn an_instance_stopping_writes_its_last_window() {
         let client = Client::new(&fixture.token);
         let swarm = register_at_a_until_b_admits(&client, &a, &b, &fixture.torrent).await;
 
+        let session = Announce::new(swarm, 3, 7003);
+        client
+            .peers(&a, &session.totals(0, 0, 0).event("started"))
+            .await;
         let done = Announce {
             left: 0,
-            ..Announce::new(swarm, 3, 7003)
-                .totals(200, 5000, 1000)
-                .event("completed")
+            ..session.totals(200, 5000, 1000).event("completed")
         };
         client.peers(&a, &done).await;
         assert_eq!(client.metric(&a, "shoal_tracker_pending_sessions").await, 1);
@@ -682,11 +688,24 @@ fn a_started_written_after_later_totals_from_another_instance_counts_once() {
         client
             .peers(&a, &session.totals(0, 1000, 400).event("started"))
             .await;
+        // B's first report sets the session's baseline...
+        client.peers(&b, &session.totals(50, 2000, 600)).await;
+        let deadline = Deadline::after(FLUSH_LIMIT, "B writing the session's baseline");
+        loop {
+            let written = client
+                .metric(&b, "shoal_tracker_batch_sessions_total")
+                .await;
+            if written >= 1 {
+                break;
+            }
+            deadline.retry(&written).await;
+        }
+        // ...and its growth from there is what counts.
         client.peers(&b, &session.totals(100, 3000, 1000)).await;
         let expected = Totals {
-            peer_bytes: 2000,
-            origin_bytes: 1000,
-            uploaded_bytes: 100,
+            peer_bytes: 600,
+            origin_bytes: 400,
+            uploaded_bytes: 50,
             ..Totals::default()
         };
         let deadline = Deadline::after(FLUSH_LIMIT, "B writing the session's later totals");

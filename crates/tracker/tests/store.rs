@@ -14,18 +14,21 @@ use std::time::{Duration, Instant};
 
 use common::pg::PgServer;
 use common::TempDir;
-use tracker::accounting::{SessionReport, UsageDelta};
+use tracker::accounting::{Reported, SessionReport, UsageDelta};
 use tracker::store::{
-    NewRelease, PostgresStore, PublisherId, ReleaseId, SharedPeer, SqliteStore, Store, StoreError,
-    UsageRow,
+    Ceilings, NewRelease, PostgresStore, PublisherId, ReleaseId, SharedPeer, SqliteStore, Store,
+    StoreError, UsageRow,
 };
 
 /// 2024-01-01T00:00:00Z.
 const T0: i64 = 1_704_067_200;
 const DAY: i64 = 86_400;
 const D0: i64 = T0 / DAY;
-/// A rate limit nothing in these tests reaches.
-const NO_LIMIT: u64 = u64::MAX;
+/// Limits nothing in these tests reaches.
+const NO_LIMIT: &Ceilings = &Ceilings {
+    max_rate: u64::MAX,
+    completions_per_ip_per_day: u32::MAX,
+};
 
 fn add_publisher(store: &mut dyn Store, name: &str, n: u8) -> PublisherId {
     store
@@ -59,14 +62,23 @@ fn peer_id(peer: u32) -> [u8; 20] {
     id
 }
 
-/// A report with zero totals; tests fill in what they need.
+/// A report with zero totals; tests fill in what they need. Its baseline
+/// (the first announce of the window) is zeros a second before, as a
+/// shoal agent's `started`; each peer has its own client address.
 fn report(release: ReleaseId, peer: u32, at_unix: i64) -> SessionReport {
+    let mut client = [0; 16];
+    client[12..].copy_from_slice(&peer.to_be_bytes());
     SessionReport {
         release,
         publisher: 0,
-        peer_id: peer_id(peer),
+        session: peer_id(peer),
+        client,
         restarted: false,
         started_unix: 0,
+        baseline: Reported {
+            at_unix: at_unix - 1,
+            ..Reported::default()
+        },
         uploaded: 0,
         downloaded: 0,
         origin: None,
@@ -272,7 +284,7 @@ fn a_restarted_session_counts_from_zero_again(store: &mut dyn Store) {
     );
 }
 
-fn growth_faster_than_the_rate_limit_is_flagged_and_billed_nowhere(store: &mut dyn Store) {
+fn growth_faster_than_the_line_rate_is_flagged_and_billing_stays_physical(store: &mut dyn Store) {
     let (publisher, release) = registered_release(store);
     let max_rate = 1000;
     // A first report is measured over one second: 5000 bytes is too fast.
@@ -281,7 +293,9 @@ fn growth_faster_than_the_rate_limit_is_flagged_and_billed_nowhere(store: &mut d
         origin: Some(5000),
         ..report(release, 1, T0)
     };
-    let outcome = store.apply_batch(&[burst], max_rate).expect("batch");
+    let outcome = store
+        .apply_batch(&[burst], &Ceilings::rate(max_rate))
+        .expect("batch");
     assert_eq!(
         outcome.added,
         UsageDelta {
@@ -289,21 +303,26 @@ fn growth_faster_than_the_rate_limit_is_flagged_and_billed_nowhere(store: &mut d
             ..UsageDelta::default()
         }
     );
-    // 4000 more bytes over ten seconds is within the limit.
+    // The stored totals advanced only by what one second could carry
+    // (1000 bytes, all from the origin), so 9000 after ten more seconds is
+    // 8000 of growth, within the limit: billed, 9000 in 11 s at most.
     let steady = SessionReport {
         downloaded: 9000,
         origin: Some(5000),
         at_unix: T0 + 10,
         ..burst
     };
-    store.apply_batch(&[steady], max_rate).expect("batch");
+    store
+        .apply_batch(&[steady], &Ceilings::rate(max_rate))
+        .expect("batch");
     let row = usage_on(store, publisher, D0);
     let expected = UsageDelta {
         peer_bytes: 4000,
+        origin_bytes: 4000,
         flagged_bytes: 5000,
         ..UsageDelta::default()
     };
-    assert_eq!(row.usage, expected, "flagged bytes are never billed later");
+    assert_eq!(row.usage, expected, "billed at most at the line rate");
 }
 
 fn completions_count_once_per_session(store: &mut dyn Store) {
@@ -440,6 +459,115 @@ fn a_batch_of_100_000_reports_is_applied_quickly(store: &mut dyn Store) {
     );
 }
 
+/// Regression (audit finding 1): sums of i64::MAX reports overflowed the
+/// usage row (SQLite stored a REAL and every usage read failed;
+/// PostgreSQL refused the batch, and every later one with it).
+fn sums_of_absurd_reports_saturate_and_stay_readable(store: &mut dyn Store) {
+    let (publisher, release) = registered_release(store);
+    let max = i64::MAX as u64;
+    for (peer, at) in [(1, T0), (2, T0 + 10), (3, T0 + 20)] {
+        let mut absurd = SessionReport {
+            uploaded: max,
+            downloaded: max,
+            origin: Some(0),
+            ..report(release, peer, at)
+        };
+        // Without rate ceiling, the bytes are billed: the sums must saturate.
+        store.apply_batch(&[absurd], NO_LIMIT).expect("batch");
+        absurd.at_unix += 1;
+        store
+            .apply_batch(&[absurd], &Ceilings::rate(1))
+            .expect("the next batch still applies");
+    }
+    let row = usage_on(store, publisher, D0);
+    assert_eq!(row.usage.peer_bytes, max, "saturated at i64::MAX");
+    assert_eq!(row.usage.uploaded_bytes, max);
+    // Flagged sums saturate too.
+    let flagged: Vec<SessionReport> = (10..13)
+        .map(|peer| SessionReport {
+            uploaded: max,
+            downloaded: max,
+            ..report(release, peer, T0 + 30)
+        })
+        .collect();
+    for one in flagged {
+        store
+            .apply_batch(&[one], &Ceilings::rate(1))
+            .expect("batch");
+    }
+    let row = usage_on(store, publisher, D0);
+    assert_eq!(row.usage.flagged_bytes, max);
+    assert_eq!(row.usage.peer_bytes, max);
+}
+
+/// Completions count once per (client IP, release, day), whatever the
+/// number of sessions the client opens.
+fn completions_count_once_per_client_ip_and_day(store: &mut dyn Store) {
+    let (publisher, release) = registered_release(store);
+    let same_client = |peer, at| {
+        let mut r = SessionReport {
+            completed: true,
+            ..report(release, peer, at)
+        };
+        r.client = [9; 16];
+        r
+    };
+    let one_a_day = Ceilings::rate(u64::MAX);
+    let outcome = store
+        .apply_batch(&[same_client(1, T0), same_client(2, T0)], &one_a_day)
+        .expect("batch");
+    assert_eq!(outcome.completions_refused, 1);
+    store
+        .apply_batch(&[same_client(3, T0 + 60)], &one_a_day)
+        .expect("batch");
+    assert_eq!(usage_on(store, publisher, D0).usage.completions, 1);
+    // The next day, the client may complete again; another client too.
+    store
+        .apply_batch(&[same_client(4, T0 + DAY)], &one_a_day)
+        .expect("batch");
+    assert_eq!(usage_on(store, publisher, D0 + 1).usage.completions, 1);
+    store
+        .apply_batch(
+            &[SessionReport {
+                completed: true,
+                ..report(release, 5, T0 + DAY)
+            }],
+            &one_a_day,
+        )
+        .expect("batch");
+    assert_eq!(usage_on(store, publisher, D0 + 1).usage.completions, 2);
+}
+
+/// Sessions and per-day peer lists older than the retention go; the
+/// usage rows keep their distinct-peer counts.
+fn pruning_forgets_old_sessions_and_keeps_peer_counts(store: &mut dyn Store) {
+    let (publisher, release) = registered_release(store);
+    let grown = |peer, at| SessionReport {
+        downloaded: 100,
+        ..report(release, peer, at)
+    };
+    store
+        .apply_batch(&[grown(1, T0), grown(2, T0)], NO_LIMIT)
+        .expect("batch");
+    store
+        .apply_batch(&[grown(3, T0 + 3 * DAY)], NO_LIMIT)
+        .expect("batch");
+    let deleted = store.prune(T0 + 2 * DAY).expect("prune");
+    // Two sessions and two day-peer rows of day 0.
+    assert_eq!(deleted, 4);
+    assert_eq!(store.prune(T0 + 2 * DAY).expect("prune again"), 0);
+    let day0 = usage_on(store, publisher, D0);
+    assert_eq!(day0.distinct_peers, 2, "kept in the usage row");
+    assert_eq!(day0.usage.unattributed_bytes, 200);
+    // A pruned session comes back as a new one: its report is a baseline.
+    store
+        .apply_batch(&[grown(1, T0 + 3 * DAY)], NO_LIMIT)
+        .expect("batch");
+    let day3 = usage_on(store, publisher, D0 + 3);
+    assert_eq!(day3.distinct_peers, 2);
+    assert_eq!(day3.usage.unattributed_bytes, 200);
+}
+
 // ---- both backends ----
 
 fn sqlite_store() -> (TempDir, SqliteStore) {
@@ -483,11 +611,14 @@ on_both_backends!(
     a_batch_counts_each_sessions_growth_once,
     a_session_named_twice_in_one_batch_counts_its_growth_once,
     a_restarted_session_counts_from_zero_again,
-    growth_faster_than_the_rate_limit_is_flagged_and_billed_nowhere,
+    growth_faster_than_the_line_rate_is_flagged_and_billing_stays_physical,
     completions_count_once_per_session,
     distinct_peers_are_counted_per_day,
     usage_covers_the_publishers_releases_within_the_day_range,
     a_batch_of_100_000_reports_is_applied_quickly,
+    sums_of_absurd_reports_saturate_and_stay_readable,
+    completions_count_once_per_client_ip_and_day,
+    pruning_forgets_old_sessions_and_keeps_peer_counts,
 );
 
 // ---- SQLite only ----

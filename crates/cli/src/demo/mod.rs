@@ -104,6 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &work.path().join("tracker.db"),
         &public,
         &token,
+        u32::from(args.peers),
         stop_signal(),
     ))?;
 
@@ -218,11 +219,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Starts the embedded tracker on a free loopback port with the demo's
 /// publisher registered (before it starts, as `shoal-tracker publisher
-/// add` would). Returns its base URL and its task.
+/// add` would). Returns its base URL and its task. Every demo peer is on
+/// 127.0.0.1, so the per-address allowances (sessions per swarm,
+/// completions per day) are raised to the number of peers.
 async fn start_tracker(
     db: &Path,
     public: &[u8; 32],
     token: &str,
+    peers: u32,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(String, JoinHandle<Result<(), tracker::TrackerError>>)> {
     let mut store = tracker::store::SqliteStore::open(db)
@@ -231,6 +235,8 @@ async fn start_tracker(
     let settings = tracker::TrackerSettings {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         batch_secs: 1,
+        max_sessions_per_ip: peers.saturating_add(2),
+        max_completions_per_ip_per_day: peers,
         ..Default::default()
     }
     .with_announce_interval(ANNOUNCE_INTERVAL_SECS);

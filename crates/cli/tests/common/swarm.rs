@@ -340,7 +340,16 @@ pub struct LocalTracker {
 impl LocalTracker {
     pub fn start(scene: &Scene) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"));
-        cmd.args(["serve", "--open", "--listen", "127.0.0.1:0"]);
+        // Every test peer is on 127.0.0.1: lift the per-address limit of
+        // sessions per swarm (8 by default), which is for the internet.
+        cmd.args([
+            "serve",
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-sessions-per-ip",
+            "64",
+        ]);
         let mut proc = scene.spawn("tracker", &mut cmd);
         // It prints `listening on http://ADDR/announce` once bound.
         let announce = proc.next_line(Instant::now() + Duration::from_secs(20), |line| {

@@ -12,23 +12,44 @@ pub struct PendingReports {
     sessions: HashMap<(ReleaseId, [u8; 20]), SessionReport>,
 }
 
+/// `newer` merged on top of `older` (the same session): the highest
+/// totals win and the baseline stays the older one's; a `started` in
+/// `newer` replaces what came before it (the client began again).
+fn merge(older: &SessionReport, newer: &SessionReport) -> SessionReport {
+    if newer.restarted {
+        return *newer;
+    }
+    let mut merged = *older;
+    merged.uploaded = older.uploaded.max(newer.uploaded);
+    merged.downloaded = older.downloaded.max(newer.downloaded);
+    merged.origin = match (older.origin, newer.origin) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    merged.completed = older.completed || newer.completed || newer.baseline.completed;
+    merged.at_unix = older.at_unix.max(newer.at_unix);
+    merged
+}
+
 impl PendingReports {
-    /// Merges an announce: the highest totals win; a `started` replaces
-    /// what came before it in this window (the client began again).
+    /// Merges an announce (or a report) after what is pending.
     pub fn record(&mut self, report: SessionReport) {
-        let key = (report.release, report.peer_id);
+        let key = (report.release, report.session);
         match self.sessions.get_mut(&key) {
-            Some(pending) if !report.restarted => {
-                pending.uploaded = pending.uploaded.max(report.uploaded);
-                pending.downloaded = pending.downloaded.max(report.downloaded);
-                pending.origin = match (pending.origin, report.origin) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-                pending.completed |= report.completed;
-                pending.at_unix = pending.at_unix.max(report.at_unix);
+            Some(pending) => *pending = merge(pending, &report),
+            None => {
+                self.sessions.insert(key, report);
             }
-            _ => {
+        }
+    }
+
+    /// Puts back a report a failed batch took: it came before what is
+    /// pending now.
+    pub fn restore(&mut self, report: SessionReport) {
+        let key = (report.release, report.session);
+        match self.sessions.get_mut(&key) {
+            Some(pending) => *pending = merge(&report, pending),
+            None => {
                 self.sessions.insert(key, report);
             }
         }
@@ -56,9 +77,14 @@ mod tests {
         SessionReport {
             release: 1,
             publisher: 1,
-            peer_id: [1; 20],
+            session: [1; 20],
+            client: [0; 16],
             restarted,
             started_unix: 0,
+            baseline: crate::accounting::Reported {
+                downloaded: down,
+                ..Default::default()
+            },
             uploaded: 0,
             downloaded: down,
             origin: None,
@@ -76,6 +102,10 @@ mod tests {
         let batch = pending.take();
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].downloaded, 30);
+        assert_eq!(
+            batch[0].baseline.downloaded, 10,
+            "the first announce is the baseline"
+        );
         assert!(pending.is_empty());
     }
 
@@ -88,5 +118,9 @@ mod tests {
         let batch = pending.take();
         assert!(batch[0].restarted);
         assert_eq!(batch[0].downloaded, 5);
+        assert_eq!(
+            batch[0].baseline.downloaded, 0,
+            "the started is the baseline"
+        );
     }
 }

@@ -74,7 +74,8 @@ pub struct UsageRow {
     pub release: ReleaseId,
     pub day: i64,
     pub usage: UsageDelta,
-    /// Distinct peer ids that reported for this release on this day.
+    /// Distinct sessions (peer id, IP, key) that reported for this release
+    /// on this day.
     pub distinct_peers: u64,
 }
 
@@ -98,6 +99,28 @@ pub struct BatchOutcome {
     /// Sum of the usage the batch added (flagged bytes included in
     /// `flagged_bytes` only).
     pub added: UsageDelta,
+    /// Completions not counted: the client's IP already had its allowance
+    /// for that release and day.
+    pub completions_refused: u64,
+}
+
+/// The physical and per-client bounds a batch applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceilings {
+    /// Bytes/s one session can move (up + down); faster growth is flagged.
+    pub max_rate: u64,
+    /// Completions counted per client IP, release and UTC day.
+    pub completions_per_ip_per_day: u32,
+}
+
+impl Ceilings {
+    /// `max_rate` and one completion per IP, release and day.
+    pub fn rate(max_rate: u64) -> Ceilings {
+        Ceilings {
+            max_rate,
+            completions_per_ip_per_day: 1,
+        }
+    }
 }
 
 /// Why the store failed. Each message says what to check.
@@ -161,15 +184,22 @@ pub trait Store: Send + 'static {
 
     /// Applies one batch of session reports in one transaction: for each,
     /// reads the session's stored counters, computes the delta with
-    /// [`crate::accounting::session_delta`], stores the new counters, adds
-    /// the delta to the release's row for the report's day, and records the
-    /// peer id for that day. Concurrent instances must not count a session
-    /// twice (PostgreSQL: lock the session rows).
+    /// [`crate::accounting::session_delta`], stores the new counters,
+    /// counts a completion only within the client IP's allowance for the
+    /// day, adds the delta (saturating) to the release's row for the
+    /// report's day, and records the session for that day. Concurrent
+    /// instances must not count a session twice (PostgreSQL: lock the
+    /// session rows).
     fn apply_batch(
         &mut self,
         reports: &[SessionReport],
-        max_rate: u64,
+        ceilings: &Ceilings,
     ) -> Result<BatchOutcome, StoreError>;
+
+    /// Deletes sessions last reported before `before_unix` and the per-day
+    /// peer and completion lists of days before it (their peer counts are
+    /// kept in the usage rows). Returns the rows deleted.
+    fn prune(&mut self, before_unix: i64) -> Result<u64, StoreError>;
 
     /// Usage rows of the publisher's releases for days in `from..=to`.
     fn usage(
@@ -252,7 +282,14 @@ impl Store for Closed {
     fn releases(&mut self) -> Result<Vec<Release>, StoreError> {
         Closed::error()
     }
-    fn apply_batch(&mut self, _: &[SessionReport], _: u64) -> Result<BatchOutcome, StoreError> {
+    fn apply_batch(
+        &mut self,
+        _: &[SessionReport],
+        _: &Ceilings,
+    ) -> Result<BatchOutcome, StoreError> {
+        Closed::error()
+    }
+    fn prune(&mut self, _: i64) -> Result<u64, StoreError> {
         Closed::error()
     }
     fn usage(&mut self, _: PublisherId, _: i64, _: i64) -> Result<Vec<UsageRow>, StoreError> {

@@ -26,8 +26,8 @@ use postgres::{Client, Config, NoTls};
 
 use super::schema::{self, from_column, to_column, ReleaseSlot};
 use super::{
-    BatchOutcome, NewRelease, Publisher, PublisherId, Release, ReleaseId, SharedPeer, Store,
-    StoreError, UsageRow,
+    BatchOutcome, Ceilings, NewRelease, Publisher, PublisherId, Release, ReleaseId, SharedPeer,
+    Store, StoreError, UsageRow,
 };
 use crate::accounting::{SessionReport, UsageDelta};
 
@@ -273,7 +273,7 @@ impl Store for PostgresStore {
     fn apply_batch(
         &mut self,
         reports: &[SessionReport],
-        max_rate: u64,
+        ceilings: &Ceilings,
     ) -> Result<BatchOutcome, StoreError> {
         if reports.is_empty() {
             return Ok(BatchOutcome::default());
@@ -281,7 +281,7 @@ impl Store for PostgresStore {
         let mut attempt = 1;
         loop {
             let result = self.client.transaction().and_then(|mut tx| {
-                let outcome = batch::apply(&mut tx, reports, max_rate)?;
+                let outcome = batch::apply(&mut tx, reports, ceilings)?;
                 tx.commit()?;
                 Ok(outcome)
             });
@@ -303,7 +303,7 @@ impl Store for PostgresStore {
             .query(
                 "SELECT u.release_id, u.day, u.peer_bytes, u.origin_bytes, u.unattributed_bytes,
                         u.uploaded_bytes, u.flagged_bytes, u.completions,
-                        (SELECT COUNT(*) FROM day_peers d
+                        u.pruned_peers + (SELECT COUNT(*) FROM day_peers d
                          WHERE d.release_id = u.release_id AND d.day = u.day)
                  FROM usage_daily u JOIN releases r ON r.id = u.release_id
                  WHERE r.publisher_id = $1 AND u.day BETWEEN $2 AND $3
@@ -327,6 +327,19 @@ impl Store for PostgresStore {
                 distinct_peers: from_column(row.get(8)),
             })
             .collect())
+    }
+
+    fn prune(&mut self, before_unix: i64) -> Result<u64, StoreError> {
+        let mut tx = self.client.transaction().map_err(backend)?;
+        let mut deleted = 0;
+        for sql in schema::prune_statements(before_unix) {
+            let changed = tx.execute(sql.as_str(), &[]).map_err(backend)?;
+            if sql.starts_with("DELETE") {
+                deleted += changed;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(deleted)
     }
 
     fn publish_peers(&mut self, instance: &str, peers: &[SharedPeer]) -> Result<(), StoreError> {

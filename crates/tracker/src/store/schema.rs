@@ -87,6 +87,26 @@ pub(crate) const SQLITE: &[&str] = &[
         PRIMARY KEY (swarm, peer_id)
     );
     CREATE INDEX shared_peers_by_seen ON shared_peers (seen_ms);",
+    // 2: completions per (IP, release, day); peer counts kept when the
+    // day's peer list is pruned; an index for pruning old sessions; and
+    // the repair of counters an overflowing sum turned into REAL values
+    // (shoal-tracker before saturating sums).
+    "CREATE TABLE day_completions (
+        release_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        client BLOB NOT NULL CHECK (length(client) = 16),
+        count INTEGER NOT NULL,
+        PRIMARY KEY (release_id, day, client)
+    ) WITHOUT ROWID;
+    ALTER TABLE usage_daily ADD COLUMN pruned_peers INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_by_reported ON sessions (reported_unix);
+    UPDATE usage_daily SET
+        peer_bytes = CASE WHEN typeof(peer_bytes) = 'integer' THEN peer_bytes ELSE 9223372036854775807 END,
+        origin_bytes = CASE WHEN typeof(origin_bytes) = 'integer' THEN origin_bytes ELSE 9223372036854775807 END,
+        unattributed_bytes = CASE WHEN typeof(unattributed_bytes) = 'integer' THEN unattributed_bytes ELSE 9223372036854775807 END,
+        uploaded_bytes = CASE WHEN typeof(uploaded_bytes) = 'integer' THEN uploaded_bytes ELSE 9223372036854775807 END,
+        flagged_bytes = CASE WHEN typeof(flagged_bytes) = 'integer' THEN flagged_bytes ELSE 9223372036854775807 END,
+        completions = CASE WHEN typeof(completions) = 'integer' THEN completions ELSE 9223372036854775807 END;",
 ];
 
 /// PostgreSQL: step `i` is `POSTGRES[i - 1]`.
@@ -150,6 +170,76 @@ pub(crate) const POSTGRES: &[&str] = &[
         PRIMARY KEY (swarm, peer_id)
     );
     CREATE INDEX shared_peers_by_seen ON shared_peers (seen_ms);",
+    // 2: as SQLite step 2 (PostgreSQL refused the overflowing sums, so
+    // there is nothing to repair).
+    "CREATE TABLE day_completions (
+        release_id BIGINT NOT NULL,
+        day BIGINT NOT NULL,
+        client BYTEA NOT NULL CHECK (length(client) = 16),
+        count BIGINT NOT NULL,
+        PRIMARY KEY (release_id, day, client)
+    );
+    ALTER TABLE usage_daily ADD COLUMN pruned_peers BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_by_reported ON sessions (reported_unix);",
+];
+
+/// Adds a day's usage to its row without ever overflowing: each column
+/// saturates at i64::MAX. The same text is valid SQLite and PostgreSQL
+/// (`excluded` is case-insensitive; stored and added values are never
+/// negative, so the subtraction cannot overflow).
+pub(crate) const ADD_USAGE_ON_CONFLICT: &str = "ON CONFLICT (release_id, day) DO UPDATE SET
+       peer_bytes = CASE WHEN usage_daily.peer_bytes > 9223372036854775807 - excluded.peer_bytes
+         THEN 9223372036854775807 ELSE usage_daily.peer_bytes + excluded.peer_bytes END,
+       origin_bytes = CASE WHEN usage_daily.origin_bytes > 9223372036854775807 - excluded.origin_bytes
+         THEN 9223372036854775807 ELSE usage_daily.origin_bytes + excluded.origin_bytes END,
+       unattributed_bytes = CASE WHEN usage_daily.unattributed_bytes > 9223372036854775807 - excluded.unattributed_bytes
+         THEN 9223372036854775807 ELSE usage_daily.unattributed_bytes + excluded.unattributed_bytes END,
+       uploaded_bytes = CASE WHEN usage_daily.uploaded_bytes > 9223372036854775807 - excluded.uploaded_bytes
+         THEN 9223372036854775807 ELSE usage_daily.uploaded_bytes + excluded.uploaded_bytes END,
+       flagged_bytes = CASE WHEN usage_daily.flagged_bytes > 9223372036854775807 - excluded.flagged_bytes
+         THEN 9223372036854775807 ELSE usage_daily.flagged_bytes + excluded.flagged_bytes END,
+       completions = CASE WHEN usage_daily.completions > 9223372036854775807 - excluded.completions
+         THEN 9223372036854775807 ELSE usage_daily.completions + excluded.completions END";
+
+/// Counts one completion of a client for a release and day, unless the
+/// client already has `$4` of them; the row comes back only when counted.
+/// Valid in both dialects with `?N` (SQLite) or `$N` (PostgreSQL).
+pub(crate) fn count_completion_sql(placeholder: char) -> String {
+    let p = |n: u8| format!("{placeholder}{n}");
+    format!(
+        "INSERT INTO day_completions (release_id, day, client, count) VALUES ({}, {}, {}, 1)
+         ON CONFLICT (release_id, day, client) DO UPDATE SET count = day_completions.count + 1
+         WHERE day_completions.count < {}
+         RETURNING count",
+        p(1),
+        p(2),
+        p(3),
+        p(4)
+    )
+}
+
+/// The statements, run in order in one transaction, that prune what a
+/// retention starting at `before_unix` no longer needs. The bounds are
+/// integers this process computed, written into the text (no dialect's
+/// placeholders needed). Valid in both dialects.
+pub(crate) fn prune_statements(before_unix: i64) -> Vec<String> {
+    let first_day = crate::accounting::day_of(before_unix).to_string();
+    let before = before_unix.to_string();
+    PRUNE
+        .iter()
+        .map(|sql| sql.replace("{D}", &first_day).replace("{T}", &before))
+        .collect()
+}
+
+/// `{D}`: the first day kept; `{T}`: the oldest session report kept.
+const PRUNE: [&str; 4] = [
+    "UPDATE usage_daily SET pruned_peers = pruned_peers
+       + (SELECT COUNT(*) FROM day_peers d WHERE d.release_id = usage_daily.release_id AND d.day = usage_daily.day)
+     WHERE day < {D} AND EXISTS
+       (SELECT 1 FROM day_peers d WHERE d.release_id = usage_daily.release_id AND d.day = usage_daily.day)",
+    "DELETE FROM day_peers WHERE day < {D}",
+    "DELETE FROM day_completions WHERE day < {D}",
+    "DELETE FROM sessions WHERE reported_unix < {T}",
 ];
 
 /// The steps a database at version `found` still needs, numbered from

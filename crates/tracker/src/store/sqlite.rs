@@ -17,10 +17,12 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 
 use super::schema::{self, from_column, to_column, ReleaseSlot};
 use super::{
-    BatchOutcome, NewRelease, Publisher, PublisherId, Release, ReleaseId, SharedPeer, Store,
-    StoreError, UsageRow,
+    BatchOutcome, Ceilings, NewRelease, Publisher, PublisherId, Release, ReleaseId, SharedPeer,
+    Store, StoreError, UsageRow,
 };
-use crate::accounting::{day_of, session_delta, SessionReport, SessionState, UsageDelta};
+use crate::accounting::{
+    changes_anything, day_of, session_delta, SessionReport, SessionState, UsageDelta,
+};
 
 /// How long a writer waits for another process holding the file's lock
 /// (an operator's `sqlite3` shell, a second tracker started by mistake).
@@ -297,7 +299,7 @@ impl Store for SqliteStore {
     fn apply_batch(
         &mut self,
         reports: &[SessionReport],
-        max_rate: u64,
+        ceilings: &Ceilings,
     ) -> Result<BatchOutcome, StoreError> {
         let fail = failure(&self.path);
         let tx = self
@@ -335,9 +337,12 @@ impl Store for SqliteStore {
                     "INSERT OR IGNORE INTO day_peers (release_id, day, peer_id) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(&fail)?;
+            let mut complete = tx
+                .prepare_cached(&schema::count_completion_sql('?'))
+                .map_err(&fail)?;
             for report in reports {
                 let stored = read
-                    .query_row(params![report.release, report.peer_id], |row| {
+                    .query_row(params![report.release, report.session], |row| {
                         Ok(SessionState {
                             uploaded: from_column(row.get(0)?),
                             downloaded: from_column(row.get(1)?),
@@ -348,11 +353,17 @@ impl Store for SqliteStore {
                     })
                     .optional()
                     .map_err(&fail)?;
-                let (state, usage) = session_delta(stored.as_ref(), report, max_rate);
+                if stored
+                    .as_ref()
+                    .is_some_and(|s| !changes_anything(s, report, ceilings.max_rate))
+                {
+                    continue;
+                }
+                let (state, mut usage) = session_delta(stored.as_ref(), report, ceilings.max_rate);
                 write
                     .execute(params![
                         report.release,
-                        report.peer_id,
+                        report.session,
                         to_column(state.uploaded),
                         to_column(state.downloaded),
                         to_column(state.origin),
@@ -361,24 +372,37 @@ impl Store for SqliteStore {
                     ])
                     .map_err(&fail)?;
                 let day = day_of(report.at_unix);
-                seen.execute(params![report.release, day, report.peer_id])
+                seen.execute(params![report.release, day, report.session])
                     .map_err(&fail)?;
+                if usage.completions > 0 {
+                    let counted = complete
+                        .query_row(
+                            params![
+                                report.release,
+                                day,
+                                report.client,
+                                ceilings.completions_per_ip_per_day
+                            ],
+                            |_| Ok(()),
+                        )
+                        .optional()
+                        .map_err(&fail)?;
+                    if counted.is_none() {
+                        usage.completions = 0;
+                        outcome.completions_refused += 1;
+                    }
+                }
                 by_day.entry((report.release, day)).or_default().add(&usage);
                 outcome.added.add(&usage);
             }
             let mut add = tx
                 .prepare_cached(
-                    "INSERT INTO usage_daily
+                    &("INSERT INTO usage_daily
                      (release_id, day, peer_bytes, origin_bytes, unattributed_bytes,
                       uploaded_bytes, flagged_bytes, completions)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (release_id, day) DO UPDATE SET
-                       peer_bytes = usage_daily.peer_bytes + excluded.peer_bytes,
-                       origin_bytes = usage_daily.origin_bytes + excluded.origin_bytes,
-                       unattributed_bytes = usage_daily.unattributed_bytes + excluded.unattributed_bytes,
-                       uploaded_bytes = usage_daily.uploaded_bytes + excluded.uploaded_bytes,
-                       flagged_bytes = usage_daily.flagged_bytes + excluded.flagged_bytes,
-                       completions = usage_daily.completions + excluded.completions",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                        .to_owned()
+                        + schema::ADD_USAGE_ON_CONFLICT),
                 )
                 .map_err(&fail)?;
             for ((release, day), usage) in &by_day {
@@ -411,7 +435,7 @@ impl Store for SqliteStore {
             .prepare_cached(
                 "SELECT u.release_id, u.day, u.peer_bytes, u.origin_bytes, u.unattributed_bytes,
                         u.uploaded_bytes, u.flagged_bytes, u.completions,
-                        (SELECT COUNT(*) FROM day_peers d
+                        u.pruned_peers + (SELECT COUNT(*) FROM day_peers d
                          WHERE d.release_id = u.release_id AND d.day = u.day)
                  FROM usage_daily u JOIN releases r ON r.id = u.release_id
                  WHERE r.publisher_id = ?1 AND u.day BETWEEN ?2 AND ?3
@@ -436,6 +460,23 @@ impl Store for SqliteStore {
             })
             .map_err(&fail)?;
         rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+    }
+
+    fn prune(&mut self, before_unix: i64) -> Result<u64, StoreError> {
+        let fail = failure(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&fail)?;
+        let mut deleted = 0;
+        for sql in schema::prune_statements(before_unix) {
+            let changed = tx.execute(&sql, []).map_err(&fail)?;
+            if sql.starts_with("DELETE") {
+                deleted += changed;
+            }
+        }
+        tx.commit().map_err(&fail)?;
+        Ok(deleted as u64)
     }
 
     fn publish_peers(&mut self, _instance: &str, _peers: &[SharedPeer]) -> Result<(), StoreError> {

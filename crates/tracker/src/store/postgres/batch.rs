@@ -13,17 +13,28 @@
 //! 4. a session skipped that way now exists, committed: it goes round
 //!    again, from step 1, so its growth is measured against those totals.
 //!
+//! Before the rounds, one unlocked read drops the sessions whose reports
+//! change nothing ([`changes_anything`]): re-announces with the same
+//! totals are most of a full swarm's traffic, and locking their rows
+//! (a write in PostgreSQL) would make a batch cost follow the swarm's
+//! size. Skipping is safe without the lock: a report with no growth over
+//! what was read has none over anything written since, and it credits
+//! nothing.
+//!
 //! Whole columns travel as arrays (`UNNEST`), so a round is four
 //! statements whatever the batch size, and the usage sums and day-peer
-//! rows are written once at the end.
+//! rows are written once at the end. Completions (rare: one per download)
+//! are counted one statement each against the client's daily allowance.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use postgres::Transaction;
 
-use super::super::schema::{from_column, to_column};
-use super::super::{BatchOutcome, ReleaseId};
-use crate::accounting::{day_of, session_delta, SessionReport, SessionState, UsageDelta};
+use super::super::schema::{self, from_column, to_column};
+use super::super::{BatchOutcome, Ceilings, ReleaseId};
+use crate::accounting::{
+    changes_anything, day_of, session_delta, SessionReport, SessionState, UsageDelta,
+};
 
 /// A session as (release, peer id): also the lock order.
 type SessionKey = (ReleaseId, [u8; 20]);
@@ -34,10 +45,11 @@ struct Session<'a> {
     reports: Vec<&'a SessionReport>,
 }
 
-/// A session's new totals and what its reports added, by day.
+/// A session's new totals and what its reports added, by day, with the
+/// client each report came from.
 struct Computed {
     state: SessionState,
-    by_day: Vec<(i64, UsageDelta)>,
+    by_day: Vec<(i64, [u8; 16], UsageDelta)>,
 }
 
 /// What the batch adds, summed until the end of the transaction.
@@ -45,16 +57,54 @@ struct Computed {
 struct Tally {
     by_day: BTreeMap<(ReleaseId, i64), UsageDelta>,
     day_peers: BTreeSet<(ReleaseId, i64, [u8; 20])>,
+    /// Completions to check against each client's allowance, in order.
+    completions: Vec<(ReleaseId, i64, [u8; 16])>,
     added: UsageDelta,
 }
 
 impl Tally {
     fn count(&mut self, key: SessionKey, computed: &Computed) {
-        for (day, usage) in &computed.by_day {
-            self.by_day.entry((key.0, *day)).or_default().add(usage);
+        for (day, client, usage) in &computed.by_day {
+            let mut usage = *usage;
+            for _ in 0..usage.completions {
+                self.completions.push((key.0, *day, *client));
+            }
+            usage.completions = 0;
+            self.by_day.entry((key.0, *day)).or_default().add(&usage);
             self.day_peers.insert((key.0, *day, key.1));
-            self.added.add(usage);
+            self.added.add(&usage);
         }
+    }
+
+    /// Counts each pending completion the client's allowance still has
+    /// room for; returns how many were refused.
+    fn count_completions(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        per_ip_per_day: u32,
+    ) -> Result<u64, postgres::Error> {
+        let mut refused = 0;
+        if self.completions.is_empty() {
+            return Ok(0);
+        }
+        let statement = tx.prepare(&schema::count_completion_sql('$'))?;
+        let limit = i64::from(per_ip_per_day);
+        for (release, day, client) in std::mem::take(&mut self.completions) {
+            let counted = tx
+                .query_opt(&statement, &[&release, &day, &client.as_slice(), &limit])?
+                .is_some();
+            if counted {
+                let one = UsageDelta {
+                    completions: 1,
+                    ..UsageDelta::default()
+                };
+                self.by_day.entry((release, day)).or_default().add(&one);
+                self.added.add(&one);
+            } else {
+                refused += 1;
+            }
+        }
+        Ok(refused)
     }
 }
 
@@ -62,14 +112,26 @@ impl Tally {
 pub(super) fn apply(
     tx: &mut Transaction<'_>,
     reports: &[SessionReport],
-    max_rate: u64,
+    ceilings: &Ceilings,
 ) -> Result<BatchOutcome, postgres::Error> {
+    let max_rate = ceilings.max_rate;
     let sessions = group_by_session(reports);
     let mut tally = Tally::default();
-    let mut pending: Vec<&Session<'_>> = sessions.iter().collect();
+    let all_keys: Vec<SessionKey> = sessions.iter().map(|s| s.key).collect();
+    let peeked = read_stored(tx, &all_keys, false)?;
+    let mut pending: Vec<&Session<'_>> = sessions
+        .iter()
+        .filter(|session| match peeked.get(&session.key) {
+            Some(stored) => session
+                .reports
+                .iter()
+                .any(|report| changes_anything(stored, report, max_rate)),
+            None => true,
+        })
+        .collect();
     while !pending.is_empty() {
         let keys: Vec<SessionKey> = pending.iter().map(|s| s.key).collect();
-        let stored = lock_stored(tx, &keys)?;
+        let stored = read_stored(tx, &keys, true)?;
         let mut known = Vec::new();
         let mut new = Vec::new();
         for session in pending {
@@ -95,11 +157,13 @@ pub(super) fn apply(
             }
         }
     }
+    let completions_refused = tally.count_completions(tx, ceilings.completions_per_ip_per_day)?;
     add_usage(tx, &tally.by_day)?;
     record_day_peers(tx, &tally.day_peers)?;
     Ok(BatchOutcome {
         sessions: reports.len(),
         added: tally.added,
+        completions_refused,
     })
 }
 
@@ -107,11 +171,11 @@ pub(super) fn apply(
 /// each session's reports in the order given.
 fn group_by_session(reports: &[SessionReport]) -> Vec<Session<'_>> {
     let mut sorted: Vec<&SessionReport> = reports.iter().collect();
-    sorted.sort_by_key(|r| (r.release, r.peer_id));
+    sorted.sort_by_key(|r| (r.release, r.session));
     sorted
-        .chunk_by(|a, b| (a.release, a.peer_id) == (b.release, b.peer_id))
+        .chunk_by(|a, b| (a.release, a.session) == (b.release, b.session))
         .map(|reports| Session {
-            key: (reports[0].release, reports[0].peer_id),
+            key: (reports[0].release, reports[0].session),
             reports: reports.to_vec(),
         })
         .collect()
@@ -123,7 +187,7 @@ fn compute(before: Option<&SessionState>, reports: &[&SessionReport], max_rate: 
     for report in reports {
         let (next, usage) = session_delta(state.as_ref(), report, max_rate);
         state = Some(next);
-        by_day.push((day_of(report.at_unix), usage));
+        by_day.push((day_of(report.at_unix), report.client, usage));
     }
     Computed {
         state: state.unwrap_or_default(),
@@ -131,23 +195,25 @@ fn compute(before: Option<&SessionState>, reports: &[&SessionReport], max_rate: 
     }
 }
 
-/// Locks and reads the stored rows among `keys` (sorted, distinct).
-fn lock_stored(
+/// Reads the stored rows among `keys` (sorted, distinct); with `lock`,
+/// locks them until the transaction ends, in key order.
+fn read_stored(
     tx: &mut Transaction<'_>,
     keys: &[SessionKey],
+    lock: bool,
 ) -> Result<HashMap<SessionKey, SessionState>, postgres::Error> {
     let releases: Vec<i64> = keys.iter().map(|(release, _)| *release).collect();
     let peers: Vec<&[u8]> = keys.iter().map(|(_, peer)| peer.as_slice()).collect();
-    let rows = tx.query(
+    let sql = format!(
         "SELECT s.release_id, s.peer_id, s.uploaded, s.downloaded, s.origin,
                 s.reported_unix, s.completed
          FROM sessions s
          JOIN UNNEST($1::BIGINT[], $2::BYTEA[]) AS k(release_id, peer_id)
            ON s.release_id = k.release_id AND s.peer_id = k.peer_id
-         ORDER BY s.release_id, s.peer_id
-         FOR UPDATE OF s",
-        &[&releases, &peers],
-    )?;
+         ORDER BY s.release_id, s.peer_id{}",
+        if lock { " FOR UPDATE OF s" } else { "" }
+    );
+    let rows = tx.query(sql.as_str(), &[&releases, &peers])?;
     let mut stored = HashMap::with_capacity(rows.len());
     for row in &rows {
         // Only 20-byte ids are ever written; anything else is not ours.
@@ -278,19 +344,15 @@ fn add_usage(
     };
     let releases: Vec<i64> = by_day.keys().map(|(release, _)| *release).collect();
     let days: Vec<i64> = by_day.keys().map(|(_, day)| *day).collect();
-    tx.execute(
-        "INSERT INTO usage_daily
+    let sql = "INSERT INTO usage_daily
          (release_id, day, peer_bytes, origin_bytes, unattributed_bytes,
           uploaded_bytes, flagged_bytes, completions)
          SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
-                              $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[])
-         ON CONFLICT (release_id, day) DO UPDATE SET
-           peer_bytes = usage_daily.peer_bytes + EXCLUDED.peer_bytes,
-           origin_bytes = usage_daily.origin_bytes + EXCLUDED.origin_bytes,
-           unattributed_bytes = usage_daily.unattributed_bytes + EXCLUDED.unattributed_bytes,
-           uploaded_bytes = usage_daily.uploaded_bytes + EXCLUDED.uploaded_bytes,
-           flagged_bytes = usage_daily.flagged_bytes + EXCLUDED.flagged_bytes,
-           completions = usage_daily.completions + EXCLUDED.completions",
+                              $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[]) "
+        .to_owned()
+        + schema::ADD_USAGE_ON_CONFLICT;
+    tx.execute(
+        sql.as_str(),
         &[
             &releases,
             &days,
