@@ -315,8 +315,8 @@ run_swarm_round() {
   tracker_flags=(--trusted-proxy 127.0.0.1)
   start_tracker "$db" "$dir/tracker.log" "${tracker_cpu[@]}"
   head -c $((64 * 1024)) /dev/urandom > "$dir/release.bin"
-  timeout 60 "$shoal" publish "$dir/release.bin" --key "$dir/key" --out "$dir/release.torrent" \
-    --tracker "http://$addr/announce" --register "http://$addr" --token "$token" --json \
+  SHOAL_TOKEN="$token" timeout 60 "$shoal" publish "$dir/release.bin" --key "$dir/key" --out "$dir/release.torrent" \
+    --tracker "http://$addr/announce" --register "http://$addr" --json \
     > "$dir/publish.json" 2> "$dir/publish.err" \
     || { echo "registering the release failed:" >&2; cat "$dir/publish.err" >&2; exit 1; }
   local hash
