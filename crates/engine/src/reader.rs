@@ -28,6 +28,11 @@ pub enum ReadError {
     Internal(String),
 }
 
+/// How long a read waits, at most, for a completed download's files to be
+/// renamed into place (`MOVE_RETRIES` × `MOVE_RETRY_WAIT`).
+const MOVE_RETRIES: u32 = 100;
+const MOVE_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Reads verified bytes of one running torrent. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PieceReader {
@@ -81,11 +86,25 @@ impl PieceReader {
             return Err(ReadError::OutOfRange { file, offset });
         }
         self.wait_for(piece).await?;
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read_block(piece, in_piece, length))
-            .await
-            .map_err(|e| ReadError::Internal(e.to_string()))?
-            .map_err(ReadError::from)
+        let mut retries = 0;
+        loop {
+            let store = self.store.clone();
+            let read =
+                tokio::task::spawn_blocking(move || store.read_block(piece, in_piece, length))
+                    .await
+                    .map_err(|e| ReadError::Internal(e.to_string()))?;
+            match read {
+                // The download just completed and its files are being
+                // renamed into place: reads point at the final place a
+                // moment before the files are there. Wait for the rename
+                // rather than end a browser's download early.
+                Err(StorageError::MissingFile { .. }) if retries < MOVE_RETRIES => {
+                    retries += 1;
+                    tokio::time::sleep(MOVE_RETRY_WAIT).await;
+                }
+                other => return other.map_err(ReadError::from),
+            }
+        }
     }
 
     async fn wait_for(&mut self, piece: u32) -> Result<(), ReadError> {
