@@ -18,8 +18,6 @@ use tokio::task::JoinSet;
 /// Largest request head and read buffer per connection (hyper's floor is
 /// 8 KiB; its default, about 400 KiB, is far more than the API needs).
 const MAX_BUF_BYTES: usize = 64 * 1024;
-const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// How the server bounds its clients.
 #[derive(Debug, Clone, Copy)]
@@ -40,30 +38,14 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut connections = JoinSet::new();
-    let mut backoff = ACCEPT_BACKOFF_START;
+    let mut backoff = engine::AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (stream, _) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = backoff.accept(&listener, "an API connection") => accepted,
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => {
-                backoff = ACCEPT_BACKOFF_START;
-                stream
-            }
-            Err(e) => {
-                // Out of descriptors (EMFILE) and the like: retrying at
-                // once would spin; wait, longer each time.
-                if backoff == ACCEPT_BACKOFF_START {
-                    tracing::warn!("the API cannot accept a connection: {e}; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                continue;
-            }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // Full: close this one at once rather than queue it.

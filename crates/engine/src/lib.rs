@@ -4,6 +4,7 @@
 //!
 //! One [`Engine`] serves many torrents through one listening port.
 
+mod accept;
 pub mod address_policy;
 mod announcer;
 mod connection;
@@ -28,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use wire::Handshake;
 
+pub use accept::AcceptBackoff;
 pub use address_policy::AddressPolicy;
 pub use events::{Progress, TorrentEvent};
 pub use rate_limit::RateLimiter;
@@ -396,10 +398,6 @@ impl Engine {
     }
 }
 
-/// The first pause after a failed accept, doubling to the most.
-const ACCEPT_BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Accepts peers and hands each, after its handshake, to its torrent.
 async fn accept_loop(listener: TcpListener, shared: std::sync::Weak<Shared>) {
     let pending = {
@@ -408,25 +406,9 @@ async fn accept_loop(listener: TcpListener, shared: std::sync::Weak<Shared>) {
         };
         Arc::new(Semaphore::new(shared.settings.max_pending_handshakes))
     };
-    let mut backoff = ACCEPT_BACKOFF_START;
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => {
-                backoff = ACCEPT_BACKOFF_START;
-                accepted
-            }
-            Err(e) => {
-                // Out of file descriptors (EMFILE) or memory, a reset in
-                // the backlog: accepting again at once would fail again
-                // and spin. Wait, longer each time, up to a second.
-                if backoff == ACCEPT_BACKOFF_START {
-                    tracing::warn!("cannot accept a peer connection: {e}; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                continue;
-            }
-        };
+        let (stream, addr) = backoff.accept(&listener, "a peer connection").await;
         let Ok(permit) = pending.clone().try_acquire_owned() else {
             continue; // too many half-open handshakes: drop this one
         };
