@@ -10,18 +10,15 @@
 
 mod common;
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bencode::{decode, Limits};
+use common::fixture::{block_on, escape, signed_torrent, unix_now};
 use common::pg::PgServer;
 use common::TempDir;
 use ed25519_dalek::SigningKey;
-use meta::create::{self, CreateSettings};
-use meta::{Manifest, SignatureBlock};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,12 +28,6 @@ use tracker::{Tracker, TrackerError, TrackerSettings};
 const METRICS_TOKEN: &str = "operator-token-for-the-attack-tests";
 const LIMIT: Duration = Duration::from_secs(20);
 const I64_MAX: u64 = i64::MAX as u64;
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// A store with one publisher, and a release it signed (not registered).
 struct Setup {
@@ -70,44 +61,9 @@ fn setup(postgres: bool) -> Setup {
         .expect("add the publisher");
     Setup {
         token,
-        torrent: signed_torrent(&key, &dir),
+        torrent: signed_torrent(&key),
         store,
         _dir: dir,
-    }
-}
-
-fn signed_torrent(key: &SigningKey, dir: &TempDir) -> Vec<u8> {
-    let file = dir.path().join("release.bin");
-    let payload: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 241) as u8).collect();
-    std::fs::write(&file, payload).expect("write the release file");
-    let source = create::scan(&file).expect("scan the release");
-    let settings = CreateSettings {
-        creation_date: Some(unix_now()),
-        threads: 1,
-        ..CreateSettings::default()
-    };
-    let torrent = create::create(&source, &settings, &|_| {}).expect("create the torrent");
-    let manifest = Manifest {
-        info_hash_v2: torrent.info_hash_v2(),
-        name: torrent.name.clone(),
-        version: "1.0".into(),
-        created: unix_now(),
-        origins: Vec::new(),
-    };
-    torrent.encode(Some(&SignatureBlock::sign(&manifest, key)))
-}
-
-/// Runs a body on its own runtime; on a panic the runtime is leaked (see
-/// tests/instances.rs: dropping a PostgreSQL client in async code panics).
-fn block_on(test: impl Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("build the tokio runtime");
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| runtime.block_on(test))) {
-        std::mem::forget(runtime);
-        resume_unwind(panic);
     }
 }
 
@@ -251,10 +207,6 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-fn escape(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
 }
 
 fn peer_id(n: u32) -> [u8; 20] {

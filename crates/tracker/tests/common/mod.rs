@@ -1,5 +1,6 @@
 //! Fixtures shared by the tracker's integration tests.
 
+pub mod fixture;
 pub mod pg;
 
 use std::path::{Path, PathBuf};
