@@ -139,11 +139,13 @@ impl PeerList {
     }
 
     fn add(&mut self, ip: IpAddr, port: u16) {
-        // Port 0 and 0.0.0.0/:: cannot be connected to.
+        // Port 0 and 0.0.0.0/:: cannot be connected to. Canonical first:
+        // ::ffff:0.0.0.0 is 0.0.0.0, though not "unspecified" as IPv6.
+        let ip = ip.to_canonical();
         if port == 0 || ip.is_unspecified() || self.full() {
             return;
         }
-        let addr = SocketAddr::new(ip.to_canonical(), port);
+        let addr = SocketAddr::new(ip, port);
         if self.seen.insert(addr) {
             self.addrs.push(addr);
         }

@@ -113,6 +113,20 @@ fn port_zero_and_unspecified_dropped_duplicates_merged() {
     assert_eq!(r.peers, [addr("1.2.3.4:9")]);
 }
 
+/// Found by the `tracker_response` fuzz target: `::ffff:0.0.0.0` passed
+/// the unspecified check as IPv6 and came out as 0.0.0.0.
+#[test]
+fn an_ipv4_mapped_unspecified_address_is_dropped() {
+    let mut mapped = vec![0; 10];
+    mapped.extend([0xff, 0xff, 0, 0, 0, 0, 0, 9]);
+    let body = reply(
+        Bencode::bytes(vec![1, 2, 3, 4, 0, 9]),
+        vec![("peers6", Bencode::bytes(mapped))],
+    );
+    let r = parse_announce_response(&body).expect("valid reply");
+    assert_eq!(r.peers, [addr("1.2.3.4:9")]);
+}
+
 #[test]
 fn a_million_compact_peers_keep_only_max_peers() {
     let mut compact = Vec::with_capacity(6_000_000);
