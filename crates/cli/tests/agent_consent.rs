@@ -35,23 +35,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use agent_api::{
-    bytes, exchange, keygen, publish_with, wait_release, write_config, Agent, Answer, MIB,
+    bytes, encode, exchange, keygen, publish_with, wait_release, write_config, Agent, Answer, MIB,
 };
 use common::{field, run, shoal, write_random_file};
 use publisher_site::PublisherSite;
 use swarm::{assert_same_content, LocalTracker, Scene};
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 /// `METHOD /v1/handoff?torrent=URL` from a page on `origin`.
 fn handoff(agent: &Agent, method: &str, origin: &str, torrent_url: &str) -> Answer {

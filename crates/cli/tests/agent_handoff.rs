@@ -27,24 +27,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use agent_api::{exchange, keygen, publish_with, write_config, Agent, Answer};
+use agent_api::{encode, exchange, keygen, publish_with, write_config, Agent, Answer};
 use common::{field, shoal, write_random_file};
 use publisher_site::PublisherSite;
 use swarm::{LocalTracker, Scene};
 
 const SIZE: u64 = 3 * 1024 * 1024 + 12_345;
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 /// A page's hand-off request: `POST` from `origin` (or no page at all).
 fn handoff(agent: &Agent, method: &str, origin: Option<&str>, torrent: &str) -> Answer {

@@ -255,3 +255,17 @@ pub fn wait_release(
 pub fn bytes(release: &Value, key: &str) -> u64 {
     field(release, key).as_u64().unwrap()
 }
+
+/// Percent-encodes everything but ASCII letters and digits, for a URL in
+/// a query string (`/v1/handoff?torrent=…`).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
