@@ -9,6 +9,9 @@
 # Needs: cargo build --release --bin shoal; python3-libtorrent; GNU time.
 # If RQBIT points at an rqbit binary (`cargo install rqbit --root DIR`),
 # rqbit -> rqbit is measured too; its time is the leecher's wall time.
+# If SHOAL_BASELINE points at another shoal binary (say, the previous
+# commit's), it is measured too, as `shoal-base`, interleaved with this
+# tree's: a refactor's "same figures within noise", side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -36,20 +39,23 @@ wait_line() { # wait_line FILE PATTERN: until FILE has a line matching PATTERN (
 # GNU time ignores SIGINT while it waits, so signal the program it runs.
 stop_seed() { pkill -INT -P "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-run_shoal() {
-  local port out
+run_shoal() { shoal_pair shoal "$shoal"; }
+run_shoal-base() { shoal_pair shoal-base "$SHOAL_BASELINE"; }
+
+shoal_pair() { # shoal_pair LABEL BINARY
+  local label=$1 bin=$2 port out
   port=$(free_port); out="$work/out-shoal"; rm -rf "$out"
-  /usr/bin/time -f "%U %S %M" -o "$work/seed.time" "$shoal" seed "$work/release.torrent" \
+  /usr/bin/time -f "%U %S %M" -o "$work/seed.time" "$bin" seed "$work/release.torrent" \
     --data "$work/data" --listen "127.0.0.1:$port" --json > "$work/seed.log" 2>&1 &
   local seed=$!; pids+=("$seed")
   wait_line "$work/seed.log" '"event":"started"'
-  /usr/bin/time -f "%U %S %M" -o "$work/get.time" "$shoal" get "$work/release.torrent" \
+  /usr/bin/time -f "%U %S %M" -o "$work/get.time" "$bin" get "$work/release.torrent" \
     --out "$out" --peer "127.0.0.1:$port" --listen 127.0.0.1:0 --json > "$work/get.log" 2> "$work/get.err"
   stop_seed "$seed"
-  cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "shoal: data differs" >&2; exit 1; }
+  cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "$label: data differs" >&2; exit 1; }
   local seconds; seconds=$(grep '"event":"complete"' "$work/get.log" | sed 's/.*"seconds":\([0-9.]*\).*/\1/')
   read -r gu gs grss < <(tail -n1 "$work/get.time"); read -r su ss _ < <(tail -n1 "$work/seed.time")
-  echo "shoal $seconds $(echo "$gu + $gs" | bc) $(echo "$su + $ss" | bc) $grss"
+  echo "$label $seconds $(echo "$gu + $gs" | bc) $(echo "$su + $ss" | bc) $grss"
 }
 
 run_libtorrent() {
@@ -87,6 +93,7 @@ run_rqbit() {
 }
 
 impls=(shoal libtorrent)
+[ -n "${SHOAL_BASELINE:-}" ] && impls=(shoal shoal-base libtorrent)
 [ -n "${RQBIT:-}" ] && impls+=(rqbit)
 results="$work/results"
 for ((round = 1; round <= rounds; round++)); do
