@@ -128,23 +128,17 @@ where
     start().await
 }
 
-/// Deletes `out_dir/NAME` and the engine's staging folder for it,
-/// `.NAME.TAG.shoal-partial` (NAME cut to 200 bytes, TAG the first 8 hex
-/// digits of the info-hash): the engine's naming, repeated here because it
-/// does not expose it. Nothing else in `out_dir` is touched.
-pub fn delete_data(out_dir: &Path, name: &str, id: &str) -> Result<(), AgentError> {
-    let final_path = out_dir.join(name);
+/// Deletes `out_dir/NAME` and the engine's staging folder for it (named
+/// by the engine, see [`engine::storage::staging_dir`]). Nothing else in
+/// `out_dir` is touched.
+pub fn delete_data(out_dir: &Path, torrent: &Torrent) -> Result<(), AgentError> {
+    let final_path = out_dir.join(&torrent.name);
     if final_path.is_dir() {
         std::fs::remove_dir_all(&final_path).map_err(|e| io_error(&final_path, e))?;
     } else if final_path.exists() {
         std::fs::remove_file(&final_path).map_err(|e| io_error(&final_path, e))?;
     }
-    let mut cut = name.len().min(200);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let tag = id.get(..8).unwrap_or(id);
-    let staging = out_dir.join(format!(".{}.{tag}.shoal-partial", &name[..cut]));
+    let staging = engine::storage::staging_dir(torrent, out_dir);
     if staging.is_dir() {
         std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     }

@@ -291,11 +291,7 @@ impl Releases {
         }
         let _ = std::fs::remove_file(&release.record.torrent_file);
         if delete_files {
-            delete_data(
-                &release.record.out_dir,
-                &release.torrent.name,
-                &release.record.info_hash,
-            )?;
+            delete_data(&release.record.out_dir, &release.torrent)?;
         }
         self.persist().await
     }
