@@ -12,6 +12,7 @@ mod api;
 mod daemon;
 mod guard;
 pub mod handoff;
+mod lifecycle;
 mod offer;
 pub mod quota;
 mod release;
