@@ -1,7 +1,7 @@
 //! The daemon as a handle: [`Daemon::start`] prepares the state folder,
 //! the token, the engine and the API socket and restores the releases;
 //! [`Daemon::serve`] answers the API until asked to stop, then stops every
-//! release so its progress is saved. The token is never printed or
+//! release at once so its progress is saved. The token is never printed or
 //! logged: `shoal agent ui` reads it from the state folder (see
 //! [`ui_link`]) for the customer who asks.
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::api::{self, ApiState};
 use crate::guard::Guard;
-use crate::releases::Releases;
+use crate::releases::{blocking, Releases};
 use crate::server::{self, ServerLimits};
 use crate::state::{self, RuntimeCaps, StateError, StateFile};
 use crate::{token, AgentError, AgentSettings};
@@ -77,10 +77,14 @@ impl Daemon {
             })?;
         // Where `shoal agent ui` finds the API (the port may be chosen
         // at start): an address, no secret.
-        state::write_atomically(
-            &settings.state_dir.join(API_ADDRESS_FILE),
-            api_addr.to_string().as_bytes(),
-        )?;
+        let address_file = settings.state_dir.join(API_ADDRESS_FILE);
+        blocking(move || {
+            Ok(state::write_atomically(
+                &address_file,
+                api_addr.to_string().as_bytes(),
+            )?)
+        })
+        .await?;
         let fixed = json!({
             "api": api_addr.to_string(),
             "listen": engine.listen_addr().to_string(),

@@ -6,12 +6,13 @@
 //! `Host` only (DNS rebinding) and a per-install token for every endpoint
 //! but the web UI's files, a page's hand-off and its stream. A hand-off
 //! starts moving bytes only once the browser opens the stream as a
-//! download (`handoff.rs`, `offer.rs`). See DESIGN.md, "Browser hand-off".
+//! download (`handoff/`, `offer.rs`); see docs/architecture.md.
 
 mod api;
 mod daemon;
 mod guard;
 pub mod handoff;
+mod lifecycle;
 mod offer;
 pub mod quota;
 mod release;

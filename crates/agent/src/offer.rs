@@ -11,18 +11,35 @@
 //! streamed; any other (paused, failed) is refused, and the page falls
 //! back to the origin.
 
-use std::collections::BTreeMap;
-
 use engine::address_policy::is_public;
 
 use crate::handoff::{self, Admission, Offer};
-use crate::release::Release;
-use crate::releases::{single_file, AddedBy, HandoffAnswer, Releases, StreamPlan};
+use crate::release::{Live, Release};
+use crate::releases::{single_file, AddedBy, Releases};
 use crate::runner::lock;
 use crate::source;
 use crate::state::unix_now;
 use crate::stream::StreamSource;
 use crate::AgentError;
+
+/// What a page's hand-off gets: where the browser downloads the file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HandoffAnswer {
+    /// The path of the stream URL, `/v1/stream/SECRET`.
+    pub stream_path: String,
+    pub info_hash: String,
+    pub name: String,
+    pub size: u64,
+}
+
+/// A stream's source (none for a HEAD request), the file's name and
+/// its length.
+#[derive(Debug)]
+pub struct StreamPlan {
+    pub source: Option<StreamSource>,
+    pub name: String,
+    pub length: u64,
+}
 
 impl Releases {
     /// A page on `page_origin` offers the release at `torrent_url`.
@@ -82,12 +99,9 @@ impl Releases {
             name: torrent.name.clone(),
             size,
         };
-        {
-            let releases = self.releases.lock().await;
-            if let Some(release) = releases.get(&id) {
-                streamable(release)?;
-                return Ok(answer(self.handoffs.issue(&id)));
-            }
+        if let Some(release) = self.get(&id) {
+            streamable(&release, &release.live())?;
+            return Ok(answer(self.handoffs.issue(&id)));
         }
         self.check_name_free(&torrent.name)?;
         let answer = answer(String::new());
@@ -149,7 +163,7 @@ impl Releases {
             let offer = self.handoffs.take_offer(secret).ok_or_else(unknown)?;
             let id = source::release_id(&offer.torrent);
             // Added since it was offered: streamed below as it is, if it can be.
-            let present = self.releases.lock().await.contains_key(&id);
+            let present = self.get(&id).is_some();
             if !present {
                 self.check_name_free(&offer.torrent.name)?;
                 let added_by = AddedBy::Handoff {
@@ -163,24 +177,24 @@ impl Releases {
             self.handoffs.bind(secret, &id);
         }
         let id = self.handoffs.redeem(secret).ok_or_else(unknown)?;
-        let mut releases = self.releases.lock().await;
-        let release = find_mut(&mut releases, &id).ok_or_else(unknown)?;
+        let release = self.get(&id).ok_or_else(unknown)?;
         let (file, entry) = single_file(&release.torrent).ok_or_else(unknown)?;
         let name = file_name(&release.torrent, entry);
         let length = entry.length;
-        let source = streamable(release)?;
-        let source = match source {
-            Streamable::Live => release.running.as_ref().map(|running| StreamSource::Live {
+        let mut live = release.live();
+        let source = match streamable(&release, &live)? {
+            Streamable::Live => live.running.as_ref().map(|running| StreamSource::Live {
                 reader: running.reader(),
                 file,
             }),
             Streamable::OnDisk => Some(StreamSource::OnDisk {
-                path: engine::storage::file_path(&release.torrent, &release.record.out_dir, file),
+                path: engine::storage::file_path(&release.torrent, &live.record.out_dir, file),
             }),
         };
-        if release.record.handed_off {
-            release.record.last_used_at = unix_now();
+        if live.record.handed_off {
+            live.record.last_used_at = unix_now();
         }
+        drop(live);
         Ok(StreamPlan {
             source: if head_only { None } else { source },
             name,
@@ -189,25 +203,21 @@ impl Releases {
     }
 }
 
-fn find_mut<'a>(releases: &'a mut BTreeMap<String, Release>, id: &str) -> Option<&'a mut Release> {
-    releases.get_mut(id)
-}
-
 /// How a release can be streamed without changing its state.
 enum Streamable {
     Live,
     OnDisk,
 }
 
-fn streamable(release: &Release) -> Result<Streamable, AgentError> {
-    if release.record.paused {
+fn streamable(release: &Release, live: &Live) -> Result<Streamable, AgentError> {
+    if live.record.paused {
         return Err(AgentError::HandoffRefused(format!(
             "{} is paused in this agent; a page cannot resume it, so this download goes to \
              the origin",
-            release.record.name
+            live.record.name
         )));
     }
-    if release.running.as_ref().is_some_and(|r| !r.is_finished()) {
+    if live.running.as_ref().is_some_and(|r| !r.is_finished()) {
         return Ok(Streamable::Live);
     }
     if lock(&release.status).completed {
@@ -216,7 +226,7 @@ fn streamable(release: &Release) -> Result<Streamable, AgentError> {
     Err(AgentError::HandoffRefused(format!(
         "{} is stopped in this agent (see its error in the web UI); a page cannot restart it, \
          so this download goes to the origin",
-        release.record.name
+        live.record.name
     )))
 }
 

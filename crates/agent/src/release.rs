@@ -1,9 +1,15 @@
 //! One release in the agent: its record, its torrent, its live status,
 //! and the helpers around it (the API's view of it, deleting its data).
+//!
+//! A release has two locks of its own. `live` (a std mutex) guards its
+//! record and running torrent; it is held to read or swap them, never
+//! across an await. `lifecycle` (an async mutex) orders what starts and
+//! stops it (pause, resume, removal, a seeding change, shutdown): it is
+//! held across this release's own stop or start, which the next of those
+//! must wait for anyway, and no other release ever waits on it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use engine::{EngineError, Progress};
 use meta::Torrent;
@@ -15,10 +21,27 @@ use crate::AgentError;
 
 #[derive(Debug)]
 pub struct Release {
-    pub record: ReleaseRecord,
+    /// Its key in the registry, `record.info_hash`.
+    pub id: String,
     pub torrent: Arc<Torrent>,
     pub status: SharedStatus,
+    live: Mutex<Live>,
+    pub lifecycle: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What changes as a release is paused, resumed, pinned or used.
+#[derive(Debug)]
+pub struct Live {
+    pub record: ReleaseRecord,
     pub running: Option<Running>,
+}
+
+impl Release {
+    /// Its record and running torrent; lock order: the registry, then
+    /// this, then the status.
+    pub fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A release as `GET /v1/releases` shows it.
@@ -65,20 +88,26 @@ pub fn new_release(record: ReleaseRecord, torrent: Arc<Torrent>) -> Release {
         error: None,
     };
     Release {
-        record,
+        id: record.info_hash.clone(),
         torrent,
         status: Arc::new(Mutex::new(status)),
-        running: None,
+        live: Mutex::new(Live {
+            record,
+            running: None,
+        }),
+        lifecycle: Arc::default(),
     }
 }
 
 pub fn view(release: &Release) -> ReleaseView {
+    let live = release.live();
+    let record = &live.record;
     let status = lock(&release.status);
     let p = &status.progress;
     ReleaseView {
-        info_hash: release.record.info_hash.clone(),
-        name: release.record.name.clone(),
-        state: if release.record.paused {
+        info_hash: record.info_hash.clone(),
+        name: record.name.clone(),
+        state: if record.paused {
             Phase::Paused
         } else {
             status.phase
@@ -91,21 +120,12 @@ pub fn view(release: &Release) -> ReleaseView {
         bytes_from_origin: p.bytes_from_origin,
         uploaded: p.uploaded,
         peers: p.peers,
-        pinned: release.record.pinned,
-        handed_off: release.record.handed_off,
-        added_at: release.record.added_at,
-        last_used_at: release.record.last_used_at,
+        pinned: record.pinned,
+        handed_off: record.handed_off,
+        added_at: record.added_at,
+        last_used_at: record.last_used_at,
         error: status.error.clone(),
     }
-}
-
-pub fn find<'a>(
-    releases: &'a mut BTreeMap<String, Release>,
-    id: &str,
-) -> Result<&'a mut Release, AgentError> {
-    releases
-        .get_mut(&id.to_ascii_lowercase())
-        .ok_or_else(|| AgentError::UnknownRelease { id: id.to_owned() })
 }
 
 /// A stopped torrent leaves the engine a moment after its last event;
@@ -128,23 +148,17 @@ where
     start().await
 }
 
-/// Deletes `out_dir/NAME` and the engine's staging folder for it,
-/// `.NAME.TAG.shoal-partial` (NAME cut to 200 bytes, TAG the first 8 hex
-/// digits of the info-hash): the engine's naming, repeated here because it
-/// does not expose it. Nothing else in `out_dir` is touched.
-pub fn delete_data(out_dir: &Path, name: &str, id: &str) -> Result<(), AgentError> {
-    let final_path = out_dir.join(name);
+/// Deletes `out_dir/NAME` and the engine's staging folder for it (named
+/// by the engine, see [`engine::storage::staging_dir`]). Nothing else in
+/// `out_dir` is touched. Blocking: call it off the async threads.
+pub fn delete_data(out_dir: &Path, torrent: &Torrent) -> Result<(), AgentError> {
+    let final_path = out_dir.join(&torrent.name);
     if final_path.is_dir() {
         std::fs::remove_dir_all(&final_path).map_err(|e| io_error(&final_path, e))?;
     } else if final_path.exists() {
         std::fs::remove_file(&final_path).map_err(|e| io_error(&final_path, e))?;
     }
-    let mut cut = name.len().min(200);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let tag = id.get(..8).unwrap_or(id);
-    let staging = out_dir.join(format!(".{}.{tag}.shoal-partial", &name[..cut]));
+    let staging = engine::storage::staging_dir(torrent, out_dir);
     if staging.is_dir() {
         std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     }

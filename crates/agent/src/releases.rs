@@ -1,32 +1,39 @@
 //! The releases the agent holds: adding, pausing, resuming and removing
-//! them, applying caps, and keeping the state folder in step. One lock
-//! serialises these operations; the API calls them one at a time anyway.
-//! (Hand-offs from web pages arrive through `offer.rs`.)
+//! them, applying caps, and keeping the state folder in step. Hand-offs
+//! from web pages arrive through `offer.rs`; starting a release in the
+//! engine is `launch.rs`.
+//!
+//! The registry (every release by id) sits behind a std mutex that is
+//! held only to look up, insert, remove or snapshot, never across an
+//! await. Stopping a release (up to 15 s while it says goodbye to its
+//! trackers) happens outside it, under that release's own lifecycle lock
+//! (see `release.rs`): pausing one release never holds up the API or any
+//! other release, and shutdown stops them all at once. Disk writes (the
+//! state file, torrent copies, deleted data) run on blocking threads.
 //!
 //! A release the customer adds is theirs: pinned from the start, never
 //! counted by the disk quota nor removed by it. Only hand-off releases,
 //! copies the agent keeps for sharing after the browser saved the
 //! customer's own, count toward the quota and may be evicted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use engine::storage::StorageError;
-use engine::{Engine, EngineError};
+use futures_util::future::join_all;
 use serde::Deserialize;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::handoff::Handoffs;
 use crate::quota::{self, QuotaEntry};
 pub use crate::release::ReleaseView;
-use crate::release::{
-    delete_data, find, io_error, new_release, retry_while_stopping, view, Release,
-};
+use crate::release::{delete_data, new_release, view, Release};
+use crate::runner::lock;
 pub use crate::runner::Phase;
-use crate::runner::{lock, Running};
 use crate::source;
-use crate::state::{unix_now, write_atomically, ReleaseRecord, RuntimeCaps, StateFile};
-use crate::stream::StreamSource;
+use crate::state::{
+    create_private_dir, unix_now, write_atomically, ReleaseRecord, RuntimeCaps, StateFile,
+};
 use crate::AgentError;
 
 /// Who asked for a release.
@@ -51,42 +58,56 @@ pub struct SettingsUpdate {
     pub shared_quota_bytes: Option<u64>,
 }
 
-/// What a page's hand-off gets: where the browser downloads the file.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HandoffAnswer {
-    /// The path of the stream URL, `/v1/stream/SECRET`.
-    pub stream_path: String,
-    pub info_hash: String,
-    pub name: String,
-    pub size: u64,
-}
-
-/// A stream's source (none for a HEAD request), the file's name and
-/// its length.
-#[derive(Debug)]
-pub struct StreamPlan {
-    pub source: Option<StreamSource>,
-    pub name: String,
-    pub length: u64,
-}
-
 /// The agent's releases and the engine that runs them.
 #[derive(Debug)]
 pub struct Releases {
-    engine: Engine,
+    pub(crate) engine: engine::Engine,
     state_dir: PathBuf,
     pub(crate) download_dir: PathBuf,
     pub(crate) trusted: Vec<[u8; 32]>,
     caps: Mutex<RuntimeCaps>,
-    pub(crate) releases: tokio::sync::Mutex<BTreeMap<String, Release>>,
+    registry: Mutex<Registry>,
+    /// The number of the newest state snapshot on disk: a save that
+    /// finishes after a newer one does not write its older list.
+    saved: Arc<Mutex<u64>>,
     pub(crate) handoffs: Handoffs,
     /// Lets a runner persist a completion without holding a strong cycle.
-    this: std::sync::Weak<Releases>,
+    pub(crate) this: std::sync::Weak<Releases>,
+}
+
+/// Every release by id, and what is on its way in.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) map: BTreeMap<String, Arc<Release>>,
+    /// Ids being added: their torrent is saved and started before they
+    /// join `map`, and no second add of them may begin meanwhile.
+    adding: BTreeSet<String>,
+    /// State snapshots taken so far; numbers each save.
+    snapshots: u64,
+}
+
+impl Registry {
+    fn holds(&self, id: &str) -> bool {
+        self.map.contains_key(id) || self.adding.contains(id)
+    }
+}
+
+/// Takes an id out of [`Registry::adding`] however its add ends
+/// (an error, or the request dropped half-way).
+struct Adding<'a> {
+    releases: &'a Releases,
+    id: String,
+}
+
+impl Drop for Adding<'_> {
+    fn drop(&mut self) {
+        self.releases.registry().adding.remove(&self.id);
+    }
 }
 
 impl Releases {
     pub fn new(
-        engine: Engine,
+        engine: engine::Engine,
         state_dir: PathBuf,
         download_dir: PathBuf,
         trusted: Vec<[u8; 32]>,
@@ -99,13 +120,14 @@ impl Releases {
             download_dir,
             trusted,
             caps: Mutex::new(caps),
-            releases: tokio::sync::Mutex::new(BTreeMap::new()),
+            registry: Mutex::default(),
+            saved: Arc::default(),
             handoffs: Handoffs::new(handoffs_per_origin_per_minute),
             this: this.clone(),
         })
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &engine::Engine {
         &self.engine
     }
 
@@ -113,25 +135,62 @@ impl Releases {
         *self.caps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The registry, locked: never hold it across an await.
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The release `id` (an exact, lower-case id).
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Release>> {
+        self.registry().map.get(id).cloned()
+    }
+
+    /// The release `id` and its turn: every earlier start or stop of it
+    /// is done, and no other begins until the guard is dropped.
+    pub(crate) async fn turn(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<Release>, OwnedMutexGuard<()>), AgentError> {
+        let unknown = || AgentError::UnknownRelease { id: id.to_owned() };
+        let release = self.get(&id.to_ascii_lowercase()).ok_or_else(unknown)?;
+        let turn = release.lifecycle.clone().lock_owned().await;
+        // Removed while we waited.
+        let current = self
+            .get(&release.id)
+            .is_some_and(|r| Arc::ptr_eq(&r, &release));
+        if !current {
+            return Err(unknown());
+        }
+        Ok((release, turn))
+    }
+
     /// Re-adds the releases in the state file; those not paused start.
     /// A release that cannot start is listed with its error.
     pub async fn restore(&self, state: StateFile) -> Result<(), AgentError> {
-        let mut releases = self.releases.lock().await;
         for record in state.releases.into_iter().take(MAX_RELEASES) {
-            let torrent = match meta::read_torrent_file(&record.torrent_file) {
-                Ok(torrent) => Arc::new(torrent),
+            let path = record.torrent_file.clone();
+            let read = tokio::task::spawn_blocking(move || meta::read_torrent_file(&path)).await;
+            let torrent = match read {
+                Ok(Ok(torrent)) => Arc::new(torrent),
+                Ok(Err(e)) => {
+                    tracing::warn!("dropping release {}: {e}", record.info_hash);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("dropping release {}: {e}", record.info_hash);
                     continue;
                 }
             };
-            let mut release = new_release(record, torrent);
-            if !release.record.paused {
-                self.launch(&mut release).await;
+            let paused = record.paused;
+            let release = Arc::new(new_release(record, torrent));
+            if !paused {
+                let _turn = release.lifecycle.lock().await;
+                self.launch(&release).await;
             }
-            releases.insert(release.record.info_hash.clone(), release);
+            self.registry()
+                .map
+                .insert(release.id.clone(), release.clone());
         }
-        drop(releases);
         self.persist().await
     }
 
@@ -152,25 +211,38 @@ impl Releases {
         added_by: AddedBy,
     ) -> Result<ReleaseView, AgentError> {
         let id = source::release_id(&torrent);
-        if self.releases.lock().await.contains_key(&id) {
+        if self.registry().holds(&id) {
             return Err(AgentError::AlreadyAdded { id });
         }
         if added_by != AddedBy::Customer {
             self.enforce_quota(torrent.total_size()).await;
         }
-        let mut releases = self.releases.lock().await;
-        if releases.contains_key(&id) {
-            return Err(AgentError::AlreadyAdded { id });
-        }
-        if releases.len() >= MAX_RELEASES {
-            return Err(AgentError::Invalid(format!(
-                "this agent already holds {MAX_RELEASES} releases; remove some first"
-            )));
-        }
+        let _adding = {
+            let mut registry = self.registry();
+            if registry.holds(&id) {
+                return Err(AgentError::AlreadyAdded { id });
+            }
+            if registry.map.len() + registry.adding.len() >= MAX_RELEASES {
+                return Err(AgentError::Invalid(format!(
+                    "this agent already holds {MAX_RELEASES} releases; remove some first"
+                )));
+            }
+            registry.adding.insert(id.clone());
+            Adding {
+                releases: self,
+                id: id.clone(),
+            }
+        };
         let torrents = self.state_dir.join("torrents");
-        crate::state::create_private_dir(&torrents)?;
         let torrent_file = torrents.join(format!("{id}.torrent"));
-        write_atomically(&torrent_file, &bytes)?;
+        blocking({
+            let torrent_file = torrent_file.clone();
+            move || {
+                create_private_dir(&torrents)?;
+                Ok(write_atomically(&torrent_file, &bytes)?)
+            }
+        })
+        .await?;
         let now = unix_now();
         let record = ReleaseRecord {
             info_hash: id.clone(),
@@ -190,26 +262,29 @@ impl Releases {
             added_at: now,
             last_used_at: now,
         };
-        let mut release = new_release(record, torrent);
-        self.launch(&mut release).await;
+        let release = Arc::new(new_release(record, torrent));
+        {
+            let _turn = release.lifecycle.lock().await;
+            self.launch(&release).await;
+        }
         let view = view(&release);
-        releases.insert(id, release);
-        drop(releases);
+        self.registry().map.insert(id, release);
         self.persist().await?;
         Ok(view)
     }
 
     pub async fn list(&self) -> Vec<ReleaseView> {
-        self.releases.lock().await.values().map(view).collect()
+        let releases: Vec<Arc<Release>> = self.registry().map.values().cloned().collect();
+        releases.iter().map(|r| view(r)).collect()
     }
 
     /// Pins a release (never evicted by the quota) or unpins it.
     pub async fn pin(&self, id: &str, pinned: bool) -> Result<ReleaseView, AgentError> {
-        let mut releases = self.releases.lock().await;
-        let release = find(&mut releases, id)?;
-        release.record.pinned = pinned;
-        let view = view(release);
-        drop(releases);
+        let release = self
+            .get(&id.to_ascii_lowercase())
+            .ok_or_else(|| AgentError::UnknownRelease { id: id.to_owned() })?;
+        release.live().record.pinned = pinned;
+        let view = view(&release);
         self.persist().await?;
         if !pinned {
             self.enforce_quota(0).await;
@@ -219,22 +294,26 @@ impl Releases {
 
     /// Evicts least recently used shared releases until the quota has
     /// room for `incoming` more bytes.
-    async fn enforce_quota(&self, incoming: u64) {
+    pub(crate) async fn enforce_quota(&self, incoming: u64) {
         let quota_bytes = self.caps().shared_quota_bytes;
         if quota_bytes == 0 {
             return;
         }
         let evict = {
-            let releases = self.releases.lock().await;
-            let entries: Vec<QuotaEntry> = releases
+            let registry = self.registry();
+            let entries: Vec<QuotaEntry> = registry
+                .map
                 .values()
-                .map(|r| QuotaEntry {
-                    id: r.record.info_hash.clone(),
-                    size: r.torrent.total_size(),
-                    completed: lock(&r.status).completed,
-                    // The customer's own releases are kept like pinned ones.
-                    pinned: r.record.pinned || !r.record.handed_off,
-                    last_used_at: r.record.last_used_at,
+                .map(|r| {
+                    let live = r.live();
+                    QuotaEntry {
+                        id: r.id.clone(),
+                        size: r.torrent.total_size(),
+                        completed: lock(&r.status).completed,
+                        // The customer's own releases are kept like pinned ones.
+                        pinned: live.record.pinned || !live.record.handed_off,
+                        last_used_at: live.record.last_used_at,
+                    }
                 })
                 .collect();
             quota::evictions(&entries, quota_bytes, incoming)
@@ -249,59 +328,32 @@ impl Releases {
         }
     }
 
-    /// Stops a release and remembers that it is paused.
-    pub async fn pause(&self, id: &str) -> Result<ReleaseView, AgentError> {
-        let mut releases = self.releases.lock().await;
-        let release = find(&mut releases, id)?;
-        if let Some(running) = release.running.take() {
-            running.stop().await;
-        }
-        release.record.paused = true;
-        let view = view(release);
-        drop(releases);
-        self.persist().await?;
-        Ok(view)
-    }
-
-    /// Starts a paused (or failed) release again.
-    pub async fn resume(&self, id: &str) -> Result<ReleaseView, AgentError> {
-        let mut releases = self.releases.lock().await;
-        let release = find(&mut releases, id)?;
-        release.record.paused = false;
-        release.record.last_used_at = unix_now();
-        if release.running.as_ref().is_none_or(Running::is_finished) {
-            self.launch(release).await;
-        }
-        let view = view(release);
-        drop(releases);
-        self.persist().await?;
-        Ok(view)
-    }
-
     /// Forgets a release; deletes its data too with `delete_files`.
     pub async fn remove(&self, id: &str, delete_files: bool) -> Result<(), AgentError> {
         let id = id.to_ascii_lowercase();
-        let mut releases = self.releases.lock().await;
-        let Some(mut release) = releases.remove(&id) else {
-            return Err(AgentError::UnknownRelease { id });
+        let (release, _turn) = self.turn(&id).await?;
+        self.registry().map.remove(&id);
+        let (running, record) = {
+            let mut live = release.live();
+            (live.running.take(), live.record.clone())
         };
-        drop(releases);
-        if let Some(running) = release.running.take() {
+        if let Some(running) = running {
             running.stop().await;
         }
-        let _ = std::fs::remove_file(&release.record.torrent_file);
-        if delete_files {
-            delete_data(
-                &release.record.out_dir,
-                &release.torrent.name,
-                &release.record.info_hash,
-            )?;
-        }
+        let torrent = release.torrent.clone();
+        blocking(move || {
+            let _ = std::fs::remove_file(&record.torrent_file);
+            if delete_files {
+                delete_data(&record.out_dir, &torrent)?;
+            }
+            Ok(())
+        })
+        .await?;
         self.persist().await
     }
 
     /// Applies new caps at once; turning seeding off stops complete
-    /// releases, turning it on starts them again.
+    /// releases, turning it on starts them again, all at once.
     pub async fn update_settings(&self, update: SettingsUpdate) -> Result<RuntimeCaps, AgentError> {
         let caps = {
             let mut caps = self.caps.lock().unwrap_or_else(PoisonError::into_inner);
@@ -314,20 +366,8 @@ impl Releases {
         self.engine.upload_limit().set_rate(caps.max_upload_bps);
         self.engine.download_limit().set_rate(caps.max_download_bps);
         if update.seeding.is_some() {
-            let mut releases = self.releases.lock().await;
-            for release in releases.values_mut() {
-                let completed = lock(&release.status).completed;
-                if !completed || release.record.paused {
-                    continue;
-                }
-                match (caps.seeding, release.running.take()) {
-                    (false, Some(running)) => running.stop().await,
-                    (true, running) if running.as_ref().is_none_or(Running::is_finished) => {
-                        self.launch(release).await
-                    }
-                    (_, running) => release.running = running,
-                }
-            }
+            let releases: Vec<Arc<Release>> = self.registry().map.values().cloned().collect();
+            join_all(releases.iter().map(|r| self.apply_seeding(r, caps.seeding))).await;
         }
         self.persist().await?;
         if update.shared_quota_bytes.is_some() {
@@ -336,131 +376,53 @@ impl Releases {
         Ok(caps)
     }
 
-    /// Stops every release, saving progress, without marking any paused:
-    /// the next start resumes them all.
-    pub async fn shutdown(&self) {
-        let mut releases = self.releases.lock().await;
-        for release in releases.values_mut() {
-            if let Some(running) = release.running.take() {
-                running.stop().await;
-            }
-        }
-    }
-
-    /// Starts `release` in the engine: a download, or a seed once complete.
-    /// Failures land in its status, so the API can show them.
-    pub(crate) async fn launch(&self, release: &mut Release) {
-        let seeding = self.caps().seeding;
-        let completed = lock(&release.status).completed;
-        if completed && !seeding {
-            lock(&release.status).phase = Phase::Complete;
-            return;
-        }
-        let started = if completed {
-            self.start_seed(release).await
-        } else {
-            match self.start_download(release, seeding).await {
-                // Already in place (done before a crash recorded it): verify and seed.
-                Err(EngineError::Storage(StorageError::AlreadyExists { .. })) => {
-                    self.start_seed(release).await
-                }
-                other => other,
-            }
-        };
-        let mut status = lock(&release.status);
-        match started {
-            Ok(running) => {
-                status.error = None;
-                release.running = Some(running);
-            }
-            Err(e) => {
-                status.phase = Phase::Error;
-                status.error = Some(e.to_string());
-            }
-        }
-    }
-
-    async fn start_download(
-        &self,
-        release: &Release,
-        seeding: bool,
-    ) -> Result<Running, EngineError> {
-        std::fs::create_dir_all(&release.record.out_dir)
-            .map_err(|e| EngineError::Internal(io_error(&release.record.out_dir, e).to_string()))?;
-        let handle = retry_while_stopping(|| {
-            self.engine.download_with(
-                release.torrent.clone(),
-                &release.record.out_dir,
-                seeding,
-                options(release),
-            )
-        })
-        .await?;
-        lock(&release.status).phase = Phase::Downloading;
-        Ok(self.follow(release, handle))
-    }
-
-    async fn start_seed(&self, release: &Release) -> Result<Running, EngineError> {
-        let handle = retry_while_stopping(|| {
-            self.engine.seed_with(
-                release.torrent.clone(),
-                &release.record.out_dir,
-                |_| {},
-                options(release),
-            )
-        })
-        .await?;
-        let mut status = lock(&release.status);
-        status.completed = true;
-        status.phase = Phase::Seeding;
-        status.progress.verified_bytes = status.progress.total_bytes;
-        drop(status);
-        Ok(self.follow(release, handle))
-    }
-
-    fn follow(&self, release: &Release, handle: engine::TorrentHandle) -> Running {
-        let this = self.this.clone();
-        Running::spawn(handle, release.status.clone(), move || {
-            // Persist in a task of its own: the caller may hold the lock.
-            if let Some(this) = this.upgrade() {
-                tokio::spawn(async move {
-                    if let Err(e) = this.persist().await {
-                        tracing::warn!("cannot save the agent's state: {e}");
-                    }
-                    // One more shared release: it may push others out.
-                    this.enforce_quota(0).await;
-                });
-            }
-        })
-    }
-
-    /// Writes the release list and caps to the state folder.
-    async fn persist(&self) -> Result<(), AgentError> {
-        let releases = self.releases.lock().await;
-        let state = StateFile {
-            releases: releases
+    /// Writes the release list and caps to the state folder, on a
+    /// blocking thread.
+    pub(crate) async fn persist(&self) -> Result<(), AgentError> {
+        let (number, state) = {
+            let mut registry = self.registry();
+            registry.snapshots += 1;
+            let releases = registry
+                .map
                 .values()
-                .map(|r| ReleaseRecord {
-                    completed: lock(&r.status).completed,
-                    ..r.record.clone()
+                .map(|r| {
+                    // Lock order: the record, then the status.
+                    let record = r.live().record.clone();
+                    ReleaseRecord {
+                        completed: lock(&r.status).completed,
+                        ..record
+                    }
                 })
-                .collect(),
-            caps: Some(self.caps()),
+                .collect();
+            let state = StateFile {
+                releases,
+                caps: Some(self.caps()),
+            };
+            (registry.snapshots, state)
         };
-        Ok(state.save(&self.state_dir)?)
+        let dir = self.state_dir.clone();
+        let saved = self.saved.clone();
+        blocking(move || {
+            let mut saved = saved.lock().unwrap_or_else(PoisonError::into_inner);
+            // A newer snapshot, which holds this one's change, is on disk.
+            if number < *saved {
+                return Ok(());
+            }
+            state.save(&dir)?;
+            *saved = number;
+            Ok(())
+        })
+        .await
     }
 }
 
-/// How the engine runs `release`: a hand-off from a public origin may
-/// reach its trackers and web seeds at public addresses only.
-fn options(release: &Release) -> engine::TorrentOptions {
-    engine::TorrentOptions {
-        remote: if release.record.public_remotes_only {
-            engine::AddressPolicy::PublicOnly
-        } else {
-            engine::AddressPolicy::Any
-        },
-    }
+/// Runs disk work on a blocking thread, off the async ones.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AgentError::Internal(format!("disk work failed: {e}")))?
 }
 
 /// The one data file of a single-file release, with its index.

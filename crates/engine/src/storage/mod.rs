@@ -30,6 +30,7 @@ use crate::resume::{LoadedResume, ResumeState};
 pub use error::StorageError;
 pub use files::file_path;
 pub(crate) use platform::sync_dir;
+pub use staging::staging_dir;
 
 use files::{Access, OpenFiles};
 use seed::{SeedGuard, Stamp};

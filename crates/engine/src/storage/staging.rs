@@ -35,18 +35,26 @@ pub(crate) struct Staging {
 /// leaving room for the rest under the usual 255-byte limit.
 const NAME_BYTES: usize = 200;
 
+/// The hidden folder in `out_dir` where a download of `torrent` is staged
+/// until it completes, `.NAME.TAG.shoal-partial`. Public so that whoever
+/// deletes a release's data (the agent) finds the folder by the engine's
+/// own rule instead of repeating it.
+pub fn staging_dir(torrent: &Torrent, out_dir: &Path) -> PathBuf {
+    let mut cut = torrent.name.len().min(NAME_BYTES);
+    while !torrent.name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let tag: String = resume::info_hash_of(torrent)
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    out_dir.join(format!(".{}.{tag}.shoal-partial", &torrent.name[..cut]))
+}
+
 impl Staging {
     pub(crate) fn new(torrent: &Torrent, out_dir: &Path) -> Staging {
-        let mut cut = torrent.name.len().min(NAME_BYTES);
-        while !torrent.name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let tag: String = resume::info_hash_of(torrent)
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let dir = out_dir.join(format!(".{}.{tag}.shoal-partial", &torrent.name[..cut]));
+        let dir = staging_dir(torrent, out_dir);
         Staging {
             out_dir: out_dir.to_path_buf(),
             data: dir.join("data"),

@@ -1,0 +1,170 @@
+//! Pending offers, waiting for the browser to open their stream, and the
+//! stream URLs' secrets, each bound to the one release it was issued for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meta::Torrent;
+
+use super::{lock, Handoffs};
+
+/// How long a stream URL stays valid: long enough to resume a download.
+const TICKET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Most live stream URLs; the oldest is dropped past this.
+const MAX_TICKETS: usize = 1024;
+/// How long a pending offer waits for the browser to open its stream.
+const OFFER_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Most pending offers, and the most torrent bytes they hold together;
+/// the oldest are dropped past either.
+const MAX_OFFERS: usize = 16;
+const MAX_OFFER_BYTES: usize = 32 * 1024 * 1024;
+
+/// A checked hand-off waiting for the browser to open its stream.
+#[derive(Debug)]
+pub struct Offer {
+    pub torrent: Arc<Torrent>,
+    pub bytes: Vec<u8>,
+    /// Its trackers and web seeds must be on public addresses.
+    pub public_remotes_only: bool,
+    created: Instant,
+}
+
+impl Offer {
+    pub fn new(torrent: Torrent, bytes: Vec<u8>, public_remotes_only: bool) -> Offer {
+        Offer {
+            torrent: Arc::new(torrent),
+            bytes,
+            public_remotes_only,
+            created: Instant::now(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Ticket {
+    release: String,
+    created: Instant,
+}
+
+fn new_secret() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl Handoffs {
+    /// Keeps `offer` until the browser opens its stream; returns the
+    /// stream secret. The oldest offers go when there are too many.
+    pub fn offer(&self, offer: Offer) -> String {
+        let secret = new_secret();
+        let mut offers = lock(&self.offers);
+        offers.retain(|_, o| o.created.elapsed() < OFFER_LIFETIME);
+        let held = |offers: &HashMap<String, Offer>| -> usize {
+            offers.values().map(|o| o.bytes.len()).sum()
+        };
+        while !offers.is_empty()
+            && (offers.len() >= MAX_OFFERS || held(&offers) + offer.bytes.len() > MAX_OFFER_BYTES)
+        {
+            let oldest = offers
+                .iter()
+                .min_by_key(|(_, o)| o.created)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                offers.remove(&oldest);
+            }
+        }
+        offers.insert(secret.clone(), offer);
+        secret
+    }
+
+    /// The pending offer behind `secret`, taken out (its stream opened).
+    pub fn take_offer(&self, secret: &str) -> Option<Offer> {
+        let mut offers = lock(&self.offers);
+        let offer = offers.remove(secret)?;
+        (offer.created.elapsed() < OFFER_LIFETIME).then_some(offer)
+    }
+
+    /// What a pending offer serves (name, length), without taking it.
+    pub fn peek_offer<T>(&self, secret: &str, look: impl FnOnce(&Offer) -> T) -> Option<T> {
+        let offers = lock(&self.offers);
+        offers
+            .get(secret)
+            .filter(|o| o.created.elapsed() < OFFER_LIFETIME)
+            .map(look)
+    }
+
+    /// A new stream secret for `release`: 128 random bits, in hex.
+    pub fn issue(&self, release: &str) -> String {
+        let secret = new_secret();
+        self.bind(&secret, release);
+        secret
+    }
+
+    /// Binds `secret` (an offer's, once accepted) to `release`.
+    pub fn bind(&self, secret: &str, release: &str) {
+        let mut tickets = lock(&self.tickets);
+        let now = Instant::now();
+        tickets.retain(|_, t| now.duration_since(t.created) < TICKET_LIFETIME);
+        if tickets.len() >= MAX_TICKETS {
+            let oldest = tickets
+                .iter()
+                .min_by_key(|(_, t)| t.created)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                tickets.remove(&oldest);
+            }
+        }
+        tickets.insert(
+            secret.to_owned(),
+            Ticket {
+                release: release.to_owned(),
+                created: now,
+            },
+        );
+    }
+
+    /// The release a stream secret was issued for, while it is valid.
+    pub fn redeem(&self, secret: &str) -> Option<String> {
+        let tickets = lock(&self.tickets);
+        let ticket = tickets.get(secret)?;
+        (ticket.created.elapsed() < TICKET_LIFETIME).then(|| ticket.release.clone())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_secrets_are_long_random_and_bound_to_their_release() {
+        let handoffs = Handoffs::new(6);
+        let a = handoffs.issue("release-a");
+        let b = handoffs.issue("release-a");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert_eq!(handoffs.redeem(&a).as_deref(), Some("release-a"));
+        assert_eq!(handoffs.redeem("0".repeat(32).as_str()), None);
+        assert_eq!(handoffs.redeem(""), None);
+    }
+
+    #[test]
+    fn pending_offers_are_few_and_taken_once() {
+        let handoffs = Handoffs::new(6);
+        let torrent = || {
+            let bytes = b"d4:infod6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee".to_vec();
+            let torrent = Torrent::from_bytes(&bytes).unwrap();
+            Offer::new(torrent, bytes, true)
+        };
+        let secrets: Vec<String> = (0..MAX_OFFERS + 4)
+            .map(|_| handoffs.offer(torrent()))
+            .collect();
+        let live = secrets
+            .iter()
+            .filter(|s| handoffs.peek_offer(s, |_| ()).is_some())
+            .count();
+        assert_eq!(live, MAX_OFFERS);
+        let newest = secrets.last().unwrap();
+        assert!(handoffs.take_offer(newest).is_some());
+        assert!(handoffs.take_offer(newest).is_none());
+    }
+}
