@@ -40,7 +40,9 @@ mod client_addr;
 mod control;
 mod dashboard;
 pub mod days;
+mod error;
 mod http;
+mod ids;
 mod listener;
 pub mod metrics;
 pub mod peer_selection;
@@ -55,41 +57,22 @@ mod swarm_table;
 
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use thiserror::Error;
 use tokio::net::TcpListener;
 
 pub use admission::{AdmitAll, Admitted, Refusal, SwarmAdmission};
 pub use api::{new_token, token_hash};
+pub use error::TrackerError;
 pub use settings::TrackerSettings;
 
 use listener::BoundedListener;
 use peer_store::PeerStore;
 use state::AppState;
-
-/// Why the tracker could not start or stopped; each says what to change.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum TrackerError {
-    #[error("cannot listen on {addr}: {source}; choose another address or port (--listen) or stop the program using it")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the tracker's HTTP server failed: {0}")]
-    Serve(#[source] io::Error),
-    #[error("invalid tracker settings: {0}")]
-    InvalidSettings(String),
-    #[error("the tracker's database: {0}")]
-    Store(String),
-}
 
 /// A tracker to be started: settings plus the pluggable parts.
 pub struct Tracker {
