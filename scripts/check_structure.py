@@ -191,9 +191,8 @@ class Crate:
             attrs = raw[max(0, m.start() - 300) : m.start()]
             path_attr = re.findall(r'#\[path\s*=\s*"([^"]+)"\]\s*(?:#\[[^\]]*\]\s*)*$', attrs)
             if path_attr:
-                candidates = [(os.path.normpath(os.path.join(here if is_mod_rs else own_dir, path_attr[-1])), False)]
-                if not is_mod_rs:
-                    candidates.append((os.path.normpath(os.path.join(here, path_attr[-1])), False))
+                # Relative to the declaring file's folder, mod.rs or not.
+                candidates = [(os.path.normpath(os.path.join(here, path_attr[-1])), False)]
             else:
                 candidates = [
                     (os.path.join(own_dir, name + ".rs"), False),
@@ -541,6 +540,14 @@ class SelfTest(unittest.TestCase):
         self.assertEqual(self.cycles(tree), [])
         tree["crates/x/src/store/mod.rs"] += "use staging::Staged;\n"
         self.assertEqual(self.cycles(tree), ["store -> store::staging -> store"])
+
+    def test_path_attribute_is_relative_to_the_declaring_file(self):
+        cycles = self.cycles({
+            "crates/x/src/lib.rs": "mod a;\n",
+            "crates/x/src/a.rs": "#[path = \"a_parts.rs\"]\nmod parts;\nuse parts::P;\npub struct A;\n",
+            "crates/x/src/a_parts.rs": "use super::A;\npub struct P;\n",
+        })
+        self.assertEqual(cycles, ["a -> a::parts -> a"])
 
     def test_comments_strings_inline_tests_and_other_crates_make_no_edge(self):
         cycles = self.cycles({
