@@ -15,21 +15,27 @@
 //!   registered releases);
 //! - [`release_check`]: what a publisher's upload must be (pure);
 //! - [`accounting`]: from announces to billable bytes (pure);
-//! - [`store`]: the database trait, SQLite and PostgreSQL;
+//! - [`store`]: the database trait, SQLite and PostgreSQL; `ids`: the
+//!   row ids the store and the accounting share; [`days`]: day numbers;
 //! - `control`: the accounting window and the database handle;
 //!   `background`: the batch, prune, peer-exchange and expiry loops;
 //! - `state`: what the handlers and loops share (`AppState`);
 //! - `http`, `api`, `dashboard`, [`metrics`] and `listener`: the axum
 //!   server and its connection bounds;
 //! - `client_addr`: who the client is (trusted proxies' `X-Forwarded-For`)
-//!   and the session identity (peer id + IP + `key`).
+//!   and the session identity (peer id + IP + `key`);
+//! - `error`: why the tracker could not start or stopped.
 //!
-//! Who may do what (docs/architecture.md, threat model): a stranger may announce its
-//! own sessions, at most `max_sessions_per_ip` per swarm, and nothing it
-//! reports is billed before a baseline and within a line rate; it cannot
-//! update, stop or silence another client's peer id, nor learn peer ids
-//! from `compact=0`. A publisher's token guards the API and the dashboard
-//! (read before any request body); the operator's token guards `/metrics`.
+//! No two modules import each other, directly or round a loop
+//! (`scripts/check_structure.py` checks it).
+//!
+//! Who may do what (docs/architecture.md, threat model): a stranger may
+//! announce its own sessions, at most `max_sessions_per_ip` per swarm, and
+//! nothing it reports is billed before a baseline and within a line rate;
+//! it cannot update, stop or silence another client's peer id, nor learn
+//! peer ids from `compact=0`. A publisher's token guards the API and the
+//! dashboard (read before any request body); the operator's token guards
+//! `/metrics`.
 
 pub mod accounting;
 pub mod admission;
