@@ -27,6 +27,9 @@
 -- (as does the request wrk builds once to check the script and never
 -- sends). The shell checks the settle phase made at least two full rounds.
 
+-- write_totals() is shared with the other tracker wrk script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_totals.lua")
+
 local DOWN_STEP = 262144   -- 256 KiB per announce: far below the 10 Gbit/s flag
 local ORIGIN_STEP = 65536  -- of which from the origin
 local UP_STEP = 131072
@@ -108,22 +111,7 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  local lines = {
-    {"requests", summary.requests},
-    {"duration_us", summary.duration},
-    {"errors_connect", e.connect},
-    {"errors_read", e.read},
-    {"errors_write", e.write},
-    {"errors_status", e.status},
-    {"errors_timeout", e.timeout},
-    {"latency_p50_us", latency:percentile(50)},
-    {"latency_p99_us", latency:percentile(99)},
-    {"latency_max_us", latency.max},
-  }
-  for _, line in ipairs(lines) do
-    io.write(string.format("bench %s %d\n", line[1], line[2]))
-  end
+  write_totals(summary, latency)
   io.write(string.format("bench steps down %d origin %d up %d complete_at %d\n",
     DOWN_STEP, ORIGIN_STEP, UP_STEP, COMPLETE_AT))
   for i, thread in ipairs(threads) do

@@ -175,21 +175,28 @@ usage_total() { # usage_total FIELD FILE: its first value, which is in "totals"
   }' "$2"
 }
 
+# --- A fresh database for backend $1 (on PostgreSQL named $2) and a
+# publisher `bench` in it whose key is $3/key: sets the caller's `db` (the
+# --db URL) and `token` (the publisher's API token).
+new_publisher() {
+  local backend=$1 pg_name=$2 dir=$3 key_hex
+  case $backend in
+    sqlite) db="sqlite://$dir/tracker.db" ;;
+    postgres) db=$(new_postgres_database "$pg_name") ;;
+  esac
+  key_hex=$(timeout 30 "$shoal" keygen --out "$dir/key" 2> /dev/null)
+  token=$(timeout 30 "$tracker" publisher add bench --key "$key_hex" --db "$db" 2> /dev/null)
+}
+
 # --- One round: prints one result line, `backend round rate p50_ms p99_ms
 # non2xx errors tracker_cpu% rss_mib wrk_cpu% db_cpu% other_cpu% totals_ok`
 # (CPU in % of one core; other: the rest of the machine), and the details
 # on stderr.
 run_round() {
   local backend=$1 round=$2
-  local dir=$work/$backend-$round db
+  local dir=$work/$backend-$round db token
   mkdir -p "$dir/files"
-  case $backend in
-    sqlite) db="sqlite://$dir/tracker.db" ;;
-    postgres) db=$(new_postgres_database "bench_$round") ;;
-  esac
-  local key_hex token
-  key_hex=$(timeout 30 "$shoal" keygen --out "$dir/key" 2> /dev/null)
-  token=$(timeout 30 "$tracker" publisher add bench --key "$key_hex" --db "$db" 2> /dev/null)
+  new_publisher "$backend" "bench_$round" "$dir"
 
   start_tracker "$db" "$dir/tracker.log" "${tracker_cpu[@]}"
   for r in $(seq "$releases"); do
@@ -303,15 +310,9 @@ run_round() {
 # `backend round size rate p50_ms p99_ms non2xx errors tracker_cpu% rss_mib peers_ok cpu_us_per_announce`.
 run_swarm_round() {
   local backend=$1 round=$2 size=$3
-  local dir=$work/$backend-$size-$round db
+  local dir=$work/$backend-$size-$round db token
   mkdir -p "$dir"
-  case $backend in
-    sqlite) db="sqlite://$dir/tracker.db" ;;
-    postgres) db=$(new_postgres_database "swarm_${size}_$round") ;;
-  esac
-  local key_hex token
-  key_hex=$(timeout 30 "$shoal" keygen --out "$dir/key" 2> /dev/null)
-  token=$(timeout 30 "$tracker" publisher add bench --key "$key_hex" --db "$db" 2> /dev/null)
+  new_publisher "$backend" "swarm_${size}_$round" "$dir"
   tracker_flags=(--trusted-proxy 127.0.0.1)
   start_tracker "$db" "$dir/tracker.log" "${tracker_cpu[@]}"
   head -c $((64 * 1024)) /dev/urandom > "$dir/release.bin"

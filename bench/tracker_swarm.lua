@@ -19,6 +19,9 @@
 -- one peer in three a seed. Totals stay zero: the cost measured is the
 -- announce itself and the accounting window, not byte arithmetic.
 
+-- write_totals() is shared with the other tracker wrk script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_totals.lua")
+
 local PER_IP = 4
 local NUMWANT = 50
 
@@ -88,22 +91,7 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  local lines = {
-    {"requests", summary.requests},
-    {"duration_us", summary.duration},
-    {"errors_connect", e.connect},
-    {"errors_read", e.read},
-    {"errors_write", e.write},
-    {"errors_status", e.status},
-    {"errors_timeout", e.timeout},
-    {"latency_p50_us", latency:percentile(50)},
-    {"latency_p99_us", latency:percentile(99)},
-    {"latency_max_us", latency.max},
-  }
-  for _, line in ipairs(lines) do
-    io.write(string.format("bench %s %d\n", line[1], line[2]))
-  end
+  write_totals(summary, latency)
   for i, thread in ipairs(threads) do
     io.write(string.format("bench thread %d passes %d populated %d\n", i - 1,
       thread:get("passes"), thread:get("populated")))

@@ -42,6 +42,10 @@ if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.shoal-installed
 fi
 
 cargo fmt --all -- --check
+# Small files, no dead-code allowances, no import cycles between modules
+# (the rules are at the top of the script); its own tests first.
+python3 scripts/check_structure.py --self-test
+python3 scripts/check_structure.py
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The customer build (no tracker) must keep compiling and stay warning-free.
 cargo clippy -p shoal-cli --bins --quiet --no-default-features -- -D warnings

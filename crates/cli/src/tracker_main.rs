@@ -77,6 +77,17 @@ impl DbArg {
 
 /// Where the embedded database lives by default: the platform's per-user
 /// data folder.
+/// A count, limit or rate that must be at least 1 (zero would refuse
+/// everything).
+fn positive_u32() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
+}
+
+/// As [`positive_u32`], for 64-bit values.
+fn positive_u64() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
 fn default_data_dir() -> Option<std::path::PathBuf> {
     #[cfg(windows)]
     let base = std::env::var_os("LOCALAPPDATA").map(std::path::PathBuf::from);
@@ -102,8 +113,7 @@ struct ServeArgs {
     listen: SocketAddr,
     /// Seconds peers wait between announces; peers silent for two intervals
     /// plus 5 minutes are forgotten.
-    #[arg(long, value_name = "SECS", default_value_t = 1800,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = positive_u64())]
     interval: u64,
     /// Seconds between accounting writes to the database; a crash loses at
     /// most this window of reports.
@@ -131,22 +141,19 @@ struct ServeArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Live peer ids one IP may hold in one swarm; more are refused.
-    #[arg(long, value_name = "N", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = positive_u32())]
     max_sessions_per_ip: u32,
     /// Completions billed per client IP, release and UTC day.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_u32())]
     completions_per_ip: u32,
     /// Bytes/s one session can move (up + down, default 10 Gbit/s);
     /// faster reported growth is flagged, never billed.
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1_250_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = positive_u64())]
     max_report_rate: u64,
     /// Days per-session totals and per-day peer lists are kept in the
     /// database after their last report.
-    #[arg(long, value_name = "DAYS", default_value_t = 7,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = positive_u32())]
     retention_days: u32,
     /// Include each peer's peer id in compact=0 answers (off by default: a
     /// peer id is what it takes to impersonate a session).

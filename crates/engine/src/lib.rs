@@ -11,12 +11,15 @@ mod connection;
 mod events;
 mod rate_limit;
 mod reader;
-pub mod resume;
 mod session;
 mod settings;
 pub mod storage;
 pub mod tracker_client;
 pub mod web_seed;
+
+/// The resume file lives with the other files of a download, in `storage`;
+/// `engine::resume` stays its public path.
+pub use storage::resume;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

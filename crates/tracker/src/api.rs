@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::accounting::{day_of, UsageDelta};
 use crate::control::{unix_now, Control};
 use crate::days::{format_day, parse_day};
-use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::release_check::{check_release, MAX_TORRENT_BYTES};
+use crate::state::AppState;
 use crate::store::{Publisher, StoreError};
 
 /// Days shown when the request names none.

@@ -22,8 +22,8 @@ use crate::api::{
     authenticate, day_range, usage_report, ApiError, Range, Totals, UsageReport, TOKEN_COOKIE,
 };
 use crate::client_addr::is_https;
-use crate::http::AppState;
 use crate::listener::RemoteAddr;
+use crate::state::AppState;
 
 /// Longest login form accepted: a token is 64 characters.
 const MAX_LOGIN_BYTES: usize = 1024;

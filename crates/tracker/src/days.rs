@@ -2,6 +2,11 @@
 //! UTC, shown as `YYYY-MM-DD` (proleptic Gregorian, the civil-from-days
 //! algorithm by Howard Hinnant).
 
+/// Days since 1970-01-01 (UTC) of a unix time.
+pub fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
+}
+
 /// `YYYY-MM-DD` of a day number.
 pub fn format_day(day: i64) -> String {
     let z = day + 719_468;

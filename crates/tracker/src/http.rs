@@ -14,7 +14,7 @@
 //! bencoded body, failures included, because that is what clients read.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, State};
@@ -23,33 +23,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::admission::SwarmAdmission;
 use crate::announce_query::{parse_announce_query, parse_scrape_query};
 use crate::client_addr::{client_ip, ip_bytes, key_digest, session_id};
 use crate::control::Control;
 use crate::listener::RemoteAddr;
 use crate::metrics::{Gauges, Metrics};
-use crate::peer_store::{Announce, AnnounceRefusal, PeerStore};
+use crate::peer_store::{Announce, AnnounceRefusal};
 use crate::response::{announce_body, failure_body, scrape_body, PeerListForm};
-use crate::TrackerSettings;
-
-/// What the handlers share.
-pub(crate) struct AppState {
-    pub(crate) store: Mutex<PeerStore>,
-    pub(crate) settings: TrackerSettings,
-    pub(crate) admission: Arc<dyn SwarmAdmission>,
-    /// Present when the tracker has a database.
-    pub(crate) control: Option<Control>,
-    pub(crate) metrics: Metrics,
-}
-
-impl AppState {
-    /// A panic while the lock was held cannot leave the store half-updated
-    /// in a way that matters more than losing the tracker, so carry on.
-    pub(crate) fn store(&self) -> MutexGuard<'_, PeerStore> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+use crate::state::AppState;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -101,8 +82,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             .into_response();
     }
     let (swarms, peers) = {
-        let store = state.store();
-        (store.swarm_count(), store.peer_count())
+        let peers = state.peers();
+        (peers.swarm_count(), peers.peer_count())
     };
     let gauges = Gauges {
         swarms,
@@ -169,7 +150,7 @@ fn handle_announce(
             query.origin_bytes.unwrap_or(0),
         ],
     };
-    let outcome = state.store().announce(now, &announce).map_err(|refusal| {
+    let outcome = state.peers().announce(now, &announce).map_err(|refusal| {
         let counter = match refusal {
             AnnounceRefusal::PeerIdTaken => &state.metrics.peer_id_refused,
             _ => &state.metrics.sessions_refused,
@@ -192,7 +173,7 @@ fn handle_announce(
     }
     tracing::debug!(
         %ip,
-        info_hash = %hex(&query.info_hash),
+        info_hash = %hex::encode(query.info_hash),
         event = ?query.event,
         peers = outcome.peers.len(),
         "announce"
@@ -211,18 +192,14 @@ fn handle_scrape(state: &AppState, query: &[u8], now: Instant) -> Result<Vec<u8>
         .into_iter()
         .filter_map(|h| state.admission.admit(&h).ok().map(|a| (h, a.swarm)))
         .collect();
-    let mut store = state.store();
+    let mut peers = state.peers();
     let files: Vec<_> = admitted
         .iter()
-        .map(|(asked, swarm)| (*asked, store.stats(now, swarm)))
+        .map(|(asked, swarm)| (*asked, peers.stats(now, swarm)))
         .collect();
     Ok(scrape_body(&files))
 }
 
 fn bencoded(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -15,30 +15,40 @@
 //!   registered releases);
 //! - [`release_check`]: what a publisher's upload must be (pure);
 //! - [`accounting`]: from announces to billable bytes (pure);
-//! - [`store`]: the database trait, SQLite and PostgreSQL;
-//! - `control`: the accounting window and the background batch and
-//!   peer-exchange loop;
+//! - [`store`]: the database trait, SQLite and PostgreSQL; `ids`: the
+//!   row ids the store and the accounting share; [`days`]: day numbers;
+//! - `control`: the accounting window and the database handle;
+//!   `background`: the batch, prune, peer-exchange and expiry loops;
+//! - `state`: what the handlers and loops share (`AppState`);
 //! - `http`, `api`, `dashboard`, [`metrics`] and `listener`: the axum
 //!   server and its connection bounds;
 //! - `client_addr`: who the client is (trusted proxies' `X-Forwarded-For`)
-//!   and the session identity (peer id + IP + `key`).
+//!   and the session identity (peer id + IP + `key`);
+//! - `error`: why the tracker could not start or stopped.
 //!
-//! Who may do what (DESIGN.md §threat model): a stranger may announce its
-//! own sessions, at most `max_sessions_per_ip` per swarm, and nothing it
-//! reports is billed before a baseline and within a line rate; it cannot
-//! update, stop or silence another client's peer id, nor learn peer ids
-//! from `compact=0`. A publisher's token guards the API and the dashboard
-//! (read before any request body); the operator's token guards `/metrics`.
+//! No two modules import each other, directly or round a loop
+//! (`scripts/check_structure.py` checks it).
+//!
+//! Who may do what (docs/architecture.md, threat model): a stranger may
+//! announce its own sessions, at most `max_sessions_per_ip` per swarm, and
+//! nothing it reports is billed before a baseline and within a line rate;
+//! it cannot update, stop or silence another client's peer id, nor learn
+//! peer ids from `compact=0`. A publisher's token guards the API and the
+//! dashboard (read before any request body); the operator's token guards
+//! `/metrics`.
 
 pub mod accounting;
 pub mod admission;
 pub mod announce_query;
 mod api;
+mod background;
 mod client_addr;
 mod control;
 mod dashboard;
 pub mod days;
+mod error;
 mod http;
+mod ids;
 mod listener;
 pub mod metrics;
 pub mod peer_selection;
@@ -47,46 +57,28 @@ pub mod registry;
 pub mod release_check;
 pub mod response;
 pub mod settings;
+mod state;
 pub mod store;
 mod swarm_table;
 
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use thiserror::Error;
 use tokio::net::TcpListener;
 
 pub use admission::{AdmitAll, Admitted, Refusal, SwarmAdmission};
 pub use api::{new_token, token_hash};
+pub use error::TrackerError;
 pub use settings::TrackerSettings;
 
-use http::AppState;
 use listener::BoundedListener;
 use peer_store::PeerStore;
-
-/// Why the tracker could not start or stopped; each says what to change.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum TrackerError {
-    #[error("cannot listen on {addr}: {source}; choose another address or port (--listen) or stop the program using it")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the tracker's HTTP server failed: {0}")]
-    Serve(#[source] io::Error),
-    #[error("invalid tracker settings: {0}")]
-    InvalidSettings(String),
-    #[error("the tracker's database: {0}")]
-    Store(String),
-}
+use state::AppState;
 
 /// A tracker to be started: settings plus the pluggable parts.
 pub struct Tracker {
@@ -165,7 +157,7 @@ impl Tracker {
             None => (None, self.admission),
         };
         let state = AppState {
-            store: Mutex::new(
+            peers: Mutex::new(
                 PeerStore::new(self.settings.peer_expiry(), rng)
                     .with_max_sessions_per_ip(self.settings.max_sessions_per_ip),
             ),
@@ -207,8 +199,10 @@ impl BoundTracker {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), TrackerError> {
-        let _sweeper = AbortOnDrop(tokio::spawn(sweep_expired_peers(Arc::clone(&self.state))));
-        let _control = AbortOnDrop(tokio::spawn(control::run(Arc::clone(&self.state))));
+        let _sweeper = AbortOnDrop(tokio::spawn(background::sweep_expired_peers(Arc::clone(
+            &self.state,
+        ))));
+        let _control = AbortOnDrop(tokio::spawn(background::run(Arc::clone(&self.state))));
         let app = http::router(Arc::clone(&self.state))
             .into_make_service_with_connect_info::<listener::RemoteAddr>();
         let served = axum::serve(self.listener, app)
@@ -232,25 +226,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TrackerError> {
     Tracker::new(settings).bind().await?.run(shutdown).await
-}
-
-/// Lazy expiry on access keeps answers right; this sweep keeps memory
-/// bounded for swarms nobody asks about any more.
-async fn sweep_expired_peers(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.settings.sweep_every());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let mut store = state.store();
-        let dropped = store.sweep(Instant::now());
-        if dropped > 0 {
-            tracing::debug!(
-                dropped,
-                swarms = store.swarm_count(),
-                "expired peers dropped"
-            );
-        }
-    }
 }
 
 /// Stops the sweep task when the server future ends or is dropped.

@@ -27,13 +27,13 @@ use thiserror::Error;
 
 use crate::announce_query::AnnounceEvent;
 use crate::swarm_table::{PeerEntry, Swarm};
+pub use crate::swarm_table::{PeerId, PeerInfo, SwarmStats};
 
 pub type InfoHash = [u8; 20];
 
 /// Bound on departures remembered between two peer exchanges; beyond it
 /// other instances learn of a departure by expiry instead.
 const MAX_STOPPED_KEPT: usize = 100_000;
-pub type PeerId = [u8; 20];
 
 /// One announce, reduced to what the store needs. `addr` is the
 /// client's IP with the port the peer listens on.
@@ -50,26 +50,6 @@ pub struct Announce {
     pub numwant: usize,
     /// The client's running totals: uploaded, downloaded, origin bytes.
     pub totals: [u64; 3],
-}
-
-/// A peer handed to another peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerInfo {
-    pub peer_id: PeerId,
-    pub addr: SocketAddr,
-    /// True when the peer has the whole content (`left=0`).
-    pub is_seed: bool,
-}
-
-/// The BEP 48 scrape numbers of one swarm.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SwarmStats {
-    /// Peers with the whole content (expired ones until the next sweep).
-    pub complete: u32,
-    /// Peers still downloading (likewise).
-    pub incomplete: u32,
-    /// `completed` events ever seen (at most one per peer id).
-    pub downloaded: u64,
 }
 
 /// What an announce gets back: peers to try, and the swarm's numbers after

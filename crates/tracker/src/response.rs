@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use bencode::Bencode;
 
 use crate::peer_store::{AnnounceOutcome, SwarmStats};
-use crate::TrackerSettings;
+use crate::settings::TrackerSettings;
 
 /// How the client asked for the peer list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::TrackerError;
+use crate::error::TrackerError;
 
 /// How the tracker listens and what it tells clients. Times are in seconds.
 /// `Debug` leaves the metrics token out.

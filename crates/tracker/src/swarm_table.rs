@@ -1,5 +1,6 @@
 //! One swarm's peers, with the indexes that make an announce cost
-//! independent of the swarm's size.
+//! independent of the swarm's size. The peer types it answers with
+//! ([`PeerInfo`], [`SwarmStats`]) are public as `peer_store`'s.
 //!
 //! An announce must not scan the swarm: a swarm of 100,000 peers would
 //! cost 100,000 steps per request, under the lock every swarm shares. So
@@ -30,7 +31,29 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::peer_selection::{subnet_of, Subnet};
-use crate::peer_store::{PeerId, PeerInfo, SwarmStats};
+
+/// A client's 20-byte peer id (BEP 3).
+pub type PeerId = [u8; 20];
+
+/// A peer handed to another peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub peer_id: PeerId,
+    pub addr: SocketAddr,
+    /// True when the peer has the whole content (`left=0`).
+    pub is_seed: bool,
+}
+
+/// The BEP 48 scrape numbers of one swarm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmStats {
+    /// Peers with the whole content (expired ones until the next sweep).
+    pub complete: u32,
+    /// Peers still downloading (likewise).
+    pub incomplete: u32,
+    /// `completed` events ever seen (at most one per peer id).
+    pub downloaded: u64,
+}
 
 /// One peer as this instance knows it.
 #[derive(Debug, Clone)]

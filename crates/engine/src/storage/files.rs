@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use meta::Torrent;
 
 use super::error::StorageError;
-use super::{lock, platform};
+use super::lock::lock;
+use super::platform;
 
 /// Default bound on open handles: well under every platform's default
 /// per-process limit (256 on macOS), leaving room for sockets.

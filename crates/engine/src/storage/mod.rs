@@ -14,33 +14,28 @@
 
 mod error;
 mod files;
+mod lock;
 mod platform;
+pub mod resume;
 mod seed;
 mod staging;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use meta::layout::{check_piece, FileSpan, Layout, PieceVerdict};
 use meta::Torrent;
 
-use crate::resume::{LoadedResume, ResumeState};
-
 pub use error::StorageError;
 pub use files::file_path;
-pub(crate) use platform::sync_dir;
 pub use staging::staging_dir;
 
 use files::{Access, OpenFiles};
+use lock::lock;
+use resume::{LoadedResume, ResumeState};
 use seed::{SeedGuard, Stamp};
 use staging::Staging;
-
-/// A poisoned lock only means another thread panicked; the data it guards
-/// (caches, records) stays consistent, so carry on.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The pieces of one release on disk.
 #[derive(Debug)]
@@ -86,7 +81,7 @@ impl PieceStore {
         }
         let stamps = store.stat_all(true)?;
         store.seed.activate(stamps, false);
-        let valid = verify::verify_all(&store, progress)?;
+        let valid = verify::verify_all(&store.layout, |piece| store.check_piece(piece), progress)?;
         Ok((store, valid))
     }
 
@@ -215,6 +210,41 @@ impl PieceStore {
         };
         self.sync()?;
         state.save(&staging.resume)
+    }
+
+    /// Moves a completely verified download into place: syncs it, renames
+    /// the staged root to `out_dir/NAME`, removes the staging folder, and
+    /// from then on serves the pieces from the final place (as a seed,
+    /// watching for changes). Returns the final path. Calling it again, or
+    /// after a crash half-way, completes what is left.
+    pub fn finish(&self, state: &ResumeState) -> Result<PathBuf, StorageError> {
+        let Some(staging) = &self.staging else {
+            // A seed is already in place.
+            return Ok(self.files.base().join(&self.torrent.name));
+        };
+        let mut finished = lock(&self.finished);
+        if *finished {
+            return Ok(staging.final_path.clone());
+        }
+        if state.piece_count() != self.layout.piece_count() || !state.is_complete() {
+            return Err(StorageError::Incomplete {
+                path: staging.final_path.clone(),
+                missing: state.piece_count() - state.verified_count(),
+            });
+        }
+        let staged = staging.staged_root(&self.torrent);
+        if std::fs::symlink_metadata(&staged).is_ok() {
+            staging.move_into_place(&staged, &self.torrent, &self.files)?;
+        } else if std::fs::symlink_metadata(&staging.final_path).is_err() {
+            return Err(StorageError::MissingFile { path: staged });
+        }
+        staging.clean_up();
+        *finished = true;
+        // Our own verified bytes, now the customer's files: guard them.
+        self.files.relocate(staging.out_dir.clone(), false);
+        let stamps = self.stat_all(false)?;
+        self.seed.activate(stamps, true);
+        Ok(staging.final_path.clone())
     }
 
     /// The data-file stretches of a block, each with the piece range it

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use meta::Torrent;
 
-use super::lock;
+use super::lock::lock;
 
 const UNCHECKED: u8 = 0;
 const GOOD: u8 = 1;

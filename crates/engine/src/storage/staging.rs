@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 
 use meta::Torrent;
 
-use super::files::Access;
-use super::{lock, platform, PieceStore, StorageError};
-use crate::resume::{self, LoadedResume, ResumeState, ResumeWarning};
+use super::error::StorageError;
+use super::files::{self, Access, OpenFiles};
+use super::platform;
+use super::resume::{self, LoadedResume, ResumeState, ResumeWarning};
+use super::seed;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Staging {
@@ -64,7 +66,7 @@ impl Staging {
         }
     }
 
-    fn staged_root(&self, torrent: &Torrent) -> PathBuf {
+    pub(super) fn staged_root(&self, torrent: &Torrent) -> PathBuf {
         self.data.join(&torrent.name)
     }
 
@@ -87,11 +89,11 @@ impl Staging {
         resume::reserve_space(&self.resume);
         let mut loaded = ResumeState::load(&self.resume, torrent)?;
         for (index, entry) in torrent.files.iter().enumerate() {
-            let pieces = super::seed::pieces_of_file(torrent, index);
+            let pieces = seed::pieces_of_file(torrent, index);
             if !pieces.clone().any(|p| loaded.state.is_verified(p)) {
                 continue;
             }
-            let path = super::files::file_path(torrent, &self.data, index);
+            let path = files::file_path(torrent, &self.data, index);
             let intact = std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.length);
             if !intact {
                 pieces.for_each(|p| loaded.state.mark_unverified(p));
@@ -113,7 +115,7 @@ impl Staging {
 
     /// Removes the staging folder's known contents; never anything else, so
     /// a stray file keeps the folder (and a warning says so).
-    fn clean_up(&self) {
+    pub(super) fn clean_up(&self) {
         resume::remove_stale_temps(&self.resume);
         resume::remove_reserve(&self.resume);
         let report = |path: &Path, result: std::io::Result<()>| match result {
@@ -129,67 +131,38 @@ impl Staging {
             tracing::warn!(path = %self.out_dir.display(), error = %e, "could not sync folder");
         }
     }
-}
 
-impl PieceStore {
-    /// Moves a completely verified download into place: syncs it, renames
-    /// the staged root to `out_dir/NAME`, removes the staging folder, and
-    /// from then on serves the pieces from the final place (as a seed,
-    /// watching for changes). Returns the final path. Calling it again, or
-    /// after a crash half-way, completes what is left.
-    pub fn finish(&self, state: &ResumeState) -> Result<PathBuf, StorageError> {
-        let Some(staging) = &self.staging else {
-            // A seed is already in place.
-            return Ok(self.files.base().join(&self.torrent.name));
-        };
-        let mut finished = lock(&self.finished);
-        if *finished {
-            return Ok(staging.final_path.clone());
-        }
-        if state.piece_count() != self.layout.piece_count() || !state.is_complete() {
-            return Err(StorageError::Incomplete {
-                path: staging.final_path.clone(),
-                missing: state.piece_count() - state.verified_count(),
-            });
-        }
-        let staged = staging.staged_root(&self.torrent);
-        if std::fs::symlink_metadata(&staged).is_ok() {
-            self.move_into_place(staging, &staged)?;
-        } else if std::fs::symlink_metadata(&staging.final_path).is_err() {
-            return Err(StorageError::MissingFile { path: staged });
-        }
-        staging.clean_up();
-        *finished = true;
-        // Our own verified bytes, now the customer's files: guard them.
-        self.files.relocate(staging.out_dir.clone(), false);
-        let stamps = self.stat_all(false)?;
-        self.seed.activate(stamps, true);
-        Ok(staging.final_path.clone())
-    }
-
-    fn move_into_place(&self, staging: &Staging, staged: &Path) -> Result<(), StorageError> {
+    /// Syncs the staged download and renames its root to
+    /// `out_dir/NAME`, never over an existing file; `files` then reads
+    /// from the final place.
+    pub(super) fn move_into_place(
+        &self,
+        staged: &Path,
+        torrent: &Torrent,
+        files: &OpenFiles,
+    ) -> Result<(), StorageError> {
         // Files no block was written to (empty ones) must exist too.
-        for (index, entry) in self.torrent.files.iter().enumerate() {
+        for (index, entry) in torrent.files.iter().enumerate() {
             if !entry.pad {
-                self.files.get(&self.torrent, index, Access::Write)?;
+                files.get(torrent, index, Access::Write)?;
             }
         }
-        self.sync()?;
-        if std::fs::symlink_metadata(&staging.final_path).is_ok() {
+        files.sync(torrent)?;
+        if std::fs::symlink_metadata(&self.final_path).is_ok() {
             // Appeared since the download started: still never overwrite it.
             return Err(StorageError::AlreadyExists {
-                path: staging.final_path.clone(),
+                path: self.final_path.clone(),
             });
         }
         // Close every handle (Windows cannot rename a folder holding open
         // files) and point reads at the final place: a read racing the
         // rename then fails as missing rather than reading as zeros.
-        self.files.relocate(staging.out_dir.clone(), false);
-        if let Err(e) = std::fs::rename(staged, &staging.final_path) {
-            self.files.relocate(staging.data.clone(), true);
-            return Err(StorageError::io(&staging.final_path, "move into place", e));
+        files.relocate(self.out_dir.clone(), false);
+        if let Err(e) = std::fs::rename(staged, &self.final_path) {
+            files.relocate(self.data.clone(), true);
+            return Err(StorageError::io(&self.final_path, "move into place", e));
         }
-        platform::sync_dir(&staging.out_dir)
-            .map_err(|e| StorageError::io(&staging.out_dir, "sync folder", e))
+        platform::sync_dir(&self.out_dir)
+            .map_err(|e| StorageError::io(&self.out_dir, "sync folder", e))
     }
 }

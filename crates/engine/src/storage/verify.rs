@@ -3,21 +3,25 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use super::{PieceStore, StorageError};
+use meta::layout::{Layout, PieceVerdict};
+
+use super::error::StorageError;
 
 /// Memory all checking threads may hold in piece buffers together: with
 /// 16 MiB pieces that still allows 64 threads.
 const BUFFER_BUDGET: u64 = 1 << 30;
 
-/// Checks every piece; `progress` hears of each piece's data bytes (pad
-/// bytes left out) once checked, so they add up to `Torrent::total_size`.
+/// Checks every piece of `layout` with `check_piece`; `progress` hears of
+/// each piece's data bytes (pad bytes left out) once checked, so they add
+/// up to `Torrent::total_size`.
 pub(super) fn verify_all(
-    store: &PieceStore,
+    layout: &Layout,
+    check_piece: impl Fn(u32) -> Result<PieceVerdict, StorageError> + Sync,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<bool>, StorageError> {
-    let count = store.layout.piece_count();
+    let count = layout.piece_count();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let by_memory = (BUFFER_BUDGET / store.layout.piece_length().max(1)).max(1);
+    let by_memory = (BUFFER_BUDGET / layout.piece_length().max(1)).max(1);
     let threads = cores
         .min(usize::try_from(by_memory).unwrap_or(usize::MAX))
         .min(count.max(1) as usize);
@@ -30,14 +34,14 @@ pub(super) fn verify_all(
             if piece >= count {
                 break;
             }
-            match store.check_piece(piece) {
+            match check_piece(piece) {
                 Ok(verdict) => verdicts.push((piece, verdict.ok)),
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
             }
-            let data: u32 = store.layout.spans(piece).iter().map(|s| s.length).sum();
+            let data: u32 = layout.spans(piece).iter().map(|s| s.length).sum();
             progress(u64::from(data));
         }
         Ok(verdicts)

@@ -1,7 +1,8 @@
 //! The pure rule that turns a session's reported totals into billable
 //! bytes. Both store backends call it inside their batch transaction.
 
-use crate::store::{PublisherId, ReleaseId};
+use crate::days::day_of;
+use crate::ids::{PublisherId, ReleaseId};
 
 /// The totals one announce reported, and when.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -190,7 +191,7 @@ pub fn changes_anything(stored: &SessionState, report: &SessionReport, max_rate:
         ..state
     } == *stored;
     let fresh = report.at_unix.saturating_sub(stored.reported_unix) < IDLE_TOUCH_SECS
-        && super::day_of(report.at_unix) == super::day_of(stored.reported_unix);
+        && day_of(report.at_unix) == day_of(stored.reported_unix);
     !(usage == UsageDelta::default() && same_totals && fresh)
 }
 

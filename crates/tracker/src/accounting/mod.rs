@@ -22,7 +22,4 @@ pub use delta::{
 };
 pub use pending::PendingReports;
 
-/// Days since 1970-01-01 (UTC) of a unix time.
-pub fn day_of(unix: i64) -> i64 {
-    unix.div_euclid(86_400)
-}
+pub use crate::days::day_of;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::SessionReport;
-use crate::store::ReleaseId;
+use crate::ids::ReleaseId;
 
 /// Sessions that announced since the last batch, latest totals each.
 #[derive(Debug, Default)]

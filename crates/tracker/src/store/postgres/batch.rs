@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use postgres::types::ToSql;
 use postgres::Transaction;
 
 use super::super::schema::{self, from_column, to_column};
@@ -267,6 +268,20 @@ impl<'a> SessionColumns<'a> {
         }
         columns
     }
+
+    /// The columns as `$1` to `$7`, in the order every statement on the
+    /// sessions table lists them.
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.releases,
+            &self.peers,
+            &self.uploaded,
+            &self.downloaded,
+            &self.origin,
+            &self.reported,
+            &self.completed,
+        ]
+    }
 }
 
 fn update_known(
@@ -285,15 +300,7 @@ fn update_known(
                      $6::BIGINT[], $7::BOOLEAN[])
            AS u(release_id, peer_id, uploaded, downloaded, origin, reported_unix, completed)
          WHERE s.release_id = u.release_id AND s.peer_id = u.peer_id",
-        &[
-            &c.releases,
-            &c.peers,
-            &c.uploaded,
-            &c.downloaded,
-            &c.origin,
-            &c.reported,
-            &c.completed,
-        ],
+        &c.params(),
     )?;
     Ok(())
 }
@@ -315,15 +322,7 @@ fn insert_new(
                               $5::BIGINT[], $6::BIGINT[], $7::BOOLEAN[])
          ON CONFLICT (release_id, peer_id) DO NOTHING
          RETURNING release_id, peer_id",
-        &[
-            &c.releases,
-            &c.peers,
-            &c.uploaded,
-            &c.downloaded,
-            &c.origin,
-            &c.reported,
-            &c.completed,
-        ],
+        &c.params(),
     )?;
     Ok(rows
         .iter()

@@ -31,7 +31,8 @@ use bencode::Bencode;
 use meta::Torrent;
 use sha2::{Digest as _, Sha256};
 
-use crate::storage::StorageError;
+use super::error::StorageError;
+use super::platform::sync_dir;
 
 const FORMAT: &[u8] = b"shoal resume";
 const VERSION: i64 = 1;
@@ -213,7 +214,7 @@ impl ResumeState {
                 .map_err(|e| StorageError::io(&tmp, "sync", e))?;
             drop(file);
             std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, "replace", e))?;
-            crate::storage::sync_dir(dir).map_err(|e| StorageError::io(dir, "sync folder", e))
+            sync_dir(dir).map_err(|e| StorageError::io(dir, "sync folder", e))
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
