@@ -10,12 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarm::Block;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use wire::{DecodeLimits, Decoded, Handshake, Message, Reserved, HANDSHAKE_LEN};
+use wire::{BlockRef, DecodeLimits, Decoded, Handshake, Message, Reserved, HANDSHAKE_LEN};
 
 use crate::rate_limit::RateLimiter;
 
@@ -34,7 +33,7 @@ pub(crate) enum ConnEvent {
     },
     Block {
         conn: ConnId,
-        block: Block,
+        block: BlockRef,
         data: Vec<u8>,
     },
     /// Piece messages we queued have been written to the socket.
@@ -55,7 +54,7 @@ pub(crate) enum WriterCmd {
     /// An encoded control message.
     Bytes(Vec<u8>),
     /// A block of piece data.
-    Block { block: Block, data: Vec<u8> },
+    Block { block: BlockRef, data: Vec<u8> },
 }
 
 /// What a connection needs from its session and engine.
@@ -193,7 +192,7 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
                             data,
                         } => ConnEvent::Block {
                             conn,
-                            block: Block {
+                            block: BlockRef {
                                 piece,
                                 offset,
                                 length: data.len() as u32,

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use meta::layout::PieceVerdict;
 use meta::Torrent;
-use swarm::{Action, Bitfield, Block, Outgoing, PeerCaps, PeerKey, Swarm};
+use swarm::{Action, Bitfield, Outgoing, PeerCaps, PeerKey, Swarm};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use wire::{BlockRef, DecodeLimits, Decoded, Handshake, Message};
+use wire::{BlockRef, DecodeLimits, Decoded, Handshake};
 
 use crate::announcer::{self, AnnounceSetup, Totals};
 use crate::connection::{self, ConnContext, ConnEvent, ConnId, WriterCmd};
@@ -36,10 +36,6 @@ const UPLOADS_IN_FLIGHT: usize = 16;
 /// Memory for whole pieces read to serve uploads. Peers ask for a piece's
 /// blocks in a row, so one read serves many requests.
 const UPLOAD_CACHE_BYTES: usize = 32 * 1024 * 1024;
-/// Bytes of assembled pieces waiting for their hash check, at most. Past
-/// this the session stops taking blocks from its connections, so a fast
-/// peer cannot make us hold more than this in memory when hashing lags.
-const VERIFY_BACKLOG_BYTES: usize = 32 * 1024 * 1024;
 /// Events queued from connections: small, so that backpressure reaches
 /// the sockets (and the peers) instead of piling up here.
 const CONN_EVENT_QUEUE: usize = 256;
@@ -62,7 +58,7 @@ pub(crate) enum Internal {
     },
     OriginFetched {
         offset: u32,
-        blocks: Vec<Block>,
+        blocks: Vec<BlockRef>,
         result: Result<Vec<u8>, OriginFailure>,
     },
     PieceRead {
@@ -138,12 +134,10 @@ pub(crate) struct Session {
     /// from here and written once, only if it verifies, so bad data never
     /// reaches the disk and nothing is read back.
     buffers: HashMap<u32, Vec<u8>>,
-    /// Bytes of pieces being hashed.
-    verifying_bytes: usize,
     /// Recently read pieces, newest last, for serving uploads.
     upload_cache: VecDeque<(u32, Arc<Vec<u8>>)>,
     /// Pieces being read for uploads, and the blocks waiting for them.
-    reading: HashMap<u32, Vec<(ConnId, Block)>>,
+    reading: HashMap<u32, Vec<(ConnId, BlockRef)>>,
     keep_seeding: bool,
     origin: Option<Arc<WebSeed>>,
     finished: bool,
@@ -213,7 +207,6 @@ impl Session {
             internal_tx,
             conn_context,
             buffers: HashMap::new(),
-            verifying_bytes: 0,
             upload_cache: VecDeque::new(),
             reading: HashMap::new(),
             keep_seeding: setup.keep_seeding,
@@ -230,7 +223,7 @@ impl Session {
             session.carry_out_actions();
             let wake = tokio::time::Instant::from_std(session.swarm.poll_timeout());
             tokio::select! {
-                Some(event) = conn_rx.recv(), if session.verifying_bytes < VERIFY_BACKLOG_BYTES => {
+                Some(event) = conn_rx.recv(), if session.swarm.takes_blocks() => {
                     session.on_conn_event(event);
                 }
                 Some(event) = internal_rx.recv() => {
@@ -461,7 +454,7 @@ impl Session {
         }
     }
 
-    fn buffer(&mut self, block: Block, data: &[u8]) {
+    fn buffer(&mut self, block: BlockRef, data: &[u8]) {
         let layout = self.store.layout();
         let buffer = self
             .buffers
@@ -479,7 +472,6 @@ impl Session {
         let Some(data) = self.buffers.remove(&piece) else {
             return;
         };
-        self.verifying_bytes += data.len();
         let store = self.store.clone();
         let torrent = self.torrent.clone();
         let internal = self.internal_tx.clone();
@@ -520,7 +512,7 @@ impl Session {
         }
     }
 
-    fn send_block(&mut self, id: ConnId, block: Block, piece: &[u8]) {
+    fn send_block(&mut self, id: ConnId, block: BlockRef, piece: &[u8]) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -537,7 +529,7 @@ impl Session {
     }
 
     /// Reads a whole piece for `block`, once however many blocks wait for it.
-    fn read_piece(&mut self, id: ConnId, block: Block) {
+    fn read_piece(&mut self, id: ConnId, block: BlockRef) {
         let waiting = self.reading.entry(block.piece).or_default();
         waiting.push((id, block));
         if waiting.len() > 1 {
@@ -583,7 +575,7 @@ impl Session {
         }
     }
 
-    fn fetch_from_origin(&self, piece: u32, offset: u32, length: u32, blocks: Vec<Block>) {
+    fn fetch_from_origin(&self, piece: u32, offset: u32, length: u32, blocks: Vec<BlockRef>) {
         let Some(origin) = self.origin.clone() else {
             return;
         };
@@ -609,7 +601,7 @@ impl Session {
     fn origin_fetched(
         &mut self,
         offset: u32,
-        blocks: Vec<Block>,
+        blocks: Vec<BlockRef>,
         result: Result<Vec<u8>, OriginFailure>,
     ) {
         let now = self.now();
@@ -684,8 +676,6 @@ impl Session {
                 handshake,
             } => self.register(stream, addr, false, &handshake),
             Internal::Checked { piece, result } => {
-                let length = self.store.layout().piece_len(piece) as usize;
-                self.verifying_bytes = self.verifying_bytes.saturating_sub(length);
                 match result {
                     Ok(verdict) => {
                         if !verdict.ok {
@@ -783,28 +773,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn block_ref(block: Block) -> BlockRef {
-    BlockRef {
-        piece: block.piece,
-        offset: block.offset,
-        length: block.length,
-    }
-}
-
 /// The wire form of a swarm message.
 fn encode(message: &Outgoing) -> Vec<u8> {
-    let message = match message {
-        Outgoing::Choke => Message::Choke,
-        Outgoing::Unchoke => Message::Unchoke,
-        Outgoing::Interested => Message::Interested,
-        Outgoing::NotInterested => Message::NotInterested,
-        Outgoing::Have(piece) => Message::Have { piece: *piece },
-        Outgoing::Bitfield(bytes) => Message::Bitfield(bytes),
-        Outgoing::HaveAll => Message::HaveAll,
-        Outgoing::HaveNone => Message::HaveNone,
-        Outgoing::Request(block) => Message::Request(block_ref(*block)),
-        Outgoing::Cancel(block) => Message::Cancel(block_ref(*block)),
-        Outgoing::Reject(block) => Message::Reject(block_ref(*block)),
-    };
-    message.encode()
+    message.to_message().encode()
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::bitfield::Bitfield;
-use crate::picker::Block;
 use crate::rate::RateMeter;
+use wire::BlockRef;
 
 /// What the handshake told us about a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,10 +35,10 @@ pub(crate) struct Peer {
     pub peer_choking: bool,
     pub peer_interested: bool,
     /// Our requests to the peer, oldest first, with when they were sent.
-    pub requests: Vec<(Block, Instant)>,
-    pub recently_cancelled: VecDeque<Block>,
+    pub requests: Vec<(BlockRef, Instant)>,
+    pub recently_cancelled: VecDeque<BlockRef>,
     /// The peer's requests to us, waiting to be served.
-    pub upload_queue: VecDeque<Block>,
+    pub upload_queue: VecDeque<BlockRef>,
     pub download: RateMeter,
     pub upload: RateMeter,
     /// When a block last arrived (or when requests started, if none yet).
@@ -81,7 +81,7 @@ impl Peer {
         }
     }
 
-    pub fn remember_cancelled(&mut self, block: Block) {
+    pub fn remember_cancelled(&mut self, block: BlockRef) {
         if self.recently_cancelled.len() == RECENTLY_CANCELLED {
             self.recently_cancelled.pop_front();
         }
@@ -89,7 +89,7 @@ impl Peer {
     }
 
     /// Removes `block` from our requests; returns when it was sent.
-    pub fn take_request(&mut self, block: Block) -> Option<Instant> {
+    pub fn take_request(&mut self, block: BlockRef) -> Option<Instant> {
         let at = self.requests.iter().position(|(b, _)| *b == block)?;
         Some(self.requests.remove(at).1)
     }

@@ -22,20 +22,17 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use wire::BlockRef;
+
 use crate::bitfield::Bitfield;
 use crate::PeerKey;
 
-const BLOCK: u32 = 16 * 1024;
+/// The block size every request uses (BEP 3's customary 16 KiB, which BEP 52
+/// fixes as the merkle leaf): `meta::merkle::BLOCK_SIZE`, as the `u32` of
+/// wire offsets.
+pub const BLOCK: u32 = meta::merkle::BLOCK_SIZE as u32;
 /// Most requests in flight for one block during endgame.
 const MAX_REQUESTERS: usize = 2;
-
-/// A block of a piece: what goes in a request message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Block {
-    pub piece: u32,
-    pub offset: u32,
-    pub length: u32,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BlockState {
@@ -173,9 +170,9 @@ impl PiecePicker {
         }
     }
 
-    fn block(&self, piece: u32, index: usize) -> Block {
+    fn block(&self, piece: u32, index: usize) -> BlockRef {
         let offset = index as u32 * BLOCK;
-        Block {
+        BlockRef {
             piece,
             offset,
             length: BLOCK.min(self.layout.piece_len(piece) - offset),
@@ -210,7 +207,7 @@ impl PiecePicker {
         peer_has: &Bitfield,
         count: usize,
         rng: &mut SmallRng,
-    ) -> Vec<Block> {
+    ) -> Vec<BlockRef> {
         let mut picked = Vec::new();
         if count == 0 {
             return picked;
@@ -262,7 +259,13 @@ impl PiecePicker {
         picked
     }
 
-    fn take_missing(&mut self, piece: u32, peer: PeerKey, count: usize, picked: &mut Vec<Block>) {
+    fn take_missing(
+        &mut self,
+        piece: u32,
+        peer: PeerKey,
+        count: usize,
+        picked: &mut Vec<BlockRef>,
+    ) {
         let Some(partial) = self.partial.get_mut(&piece) else {
             return;
         };
@@ -279,7 +282,7 @@ impl PiecePicker {
         peer: PeerKey,
         peer_has: &Bitfield,
         count: usize,
-        picked: &mut Vec<Block>,
+        picked: &mut Vec<BlockRef>,
     ) {
         let mut pieces: Vec<u32> = self
             .partial
@@ -339,7 +342,7 @@ impl PiecePicker {
     }
 
     /// A block arrived from `peer`.
-    pub fn on_block(&mut self, peer: PeerKey, block: Block) -> BlockArrival {
+    pub fn on_block(&mut self, peer: PeerKey, block: BlockRef) -> BlockArrival {
         let mut arrival = BlockArrival {
             accepted: false,
             also_requested_from: Vec::new(),
@@ -373,7 +376,7 @@ impl PiecePicker {
 
     /// `peer` will not send `block` after all (choked, rejected, timed out,
     /// cancelled or gone): someone else may be asked.
-    pub fn abort_request(&mut self, peer: PeerKey, block: Block) {
+    pub fn abort_request(&mut self, peer: PeerKey, block: BlockRef) {
         let index = (block.offset / BLOCK) as usize;
         let Some(partial) = self.partial.get_mut(&block.piece) else {
             return;
@@ -445,7 +448,7 @@ impl PiecePicker {
         any_piece: bool,
         mine: impl Fn(u32) -> bool,
         rng: &mut SmallRng,
-    ) -> Vec<Block> {
+    ) -> Vec<BlockRef> {
         let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
         let fresh = |p: &u32| !self.have.get(*p) && !self.partial.contains_key(p);
         let unheld: Vec<u32> = self.order[..end]
@@ -568,7 +571,7 @@ mod tests {
         picker.abort_request(PeerKey(1), picked[1]);
         let again = picker.pick(PeerKey(1), &everything, 1, &mut rng);
         assert_eq!(again[0].piece, 2);
-        assert_eq!(again[0].offset, 16 * 1024);
+        assert_eq!(again[0].offset, BLOCK);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use meta::layout::Layout;
 use meta::path::SafePath;
 use meta::{FileEntry, InfoHashes, SignatureStatus, Torrent};
-use swarm::{Action, Bitfield, Block, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
-use wire::{BlockRef, Message};
+use swarm::{Action, Bitfield, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
+use wire::BlockRef;
 
 /// Bytes a message costs on the wire besides block data.
 const HEADER_BYTES: u64 = 17;
@@ -98,11 +98,11 @@ enum SimMessage {
     Control(Outgoing),
     /// A block from the origin.
     OriginBlock {
-        block: Block,
+        block: BlockRef,
     },
     /// Block data and whether it is genuine.
     Block {
-        block: Block,
+        block: BlockRef,
         honest: bool,
         from: usize,
     },
@@ -617,36 +617,7 @@ impl Simulation {
             }
             SimMessage::Control(out) => {
                 let swarm = self.nodes[to].swarm.as_mut().unwrap();
-                let block_ref = |b: Block| BlockRef {
-                    piece: b.piece,
-                    offset: b.offset,
-                    length: b.length,
-                };
-                let result = match out {
-                    Outgoing::Choke => swarm.handle_message(now, key, &Message::Choke),
-                    Outgoing::Unchoke => swarm.handle_message(now, key, &Message::Unchoke),
-                    Outgoing::Interested => swarm.handle_message(now, key, &Message::Interested),
-                    Outgoing::NotInterested => {
-                        swarm.handle_message(now, key, &Message::NotInterested)
-                    }
-                    Outgoing::Have(piece) => {
-                        swarm.handle_message(now, key, &Message::Have { piece })
-                    }
-                    Outgoing::Bitfield(bytes) => {
-                        swarm.handle_message(now, key, &Message::Bitfield(&bytes))
-                    }
-                    Outgoing::HaveAll => swarm.handle_message(now, key, &Message::HaveAll),
-                    Outgoing::HaveNone => swarm.handle_message(now, key, &Message::HaveNone),
-                    Outgoing::Request(b) => {
-                        swarm.handle_message(now, key, &Message::Request(block_ref(b)))
-                    }
-                    Outgoing::Cancel(b) => {
-                        swarm.handle_message(now, key, &Message::Cancel(block_ref(b)))
-                    }
-                    Outgoing::Reject(b) => {
-                        swarm.handle_message(now, key, &Message::Reject(block_ref(b)))
-                    }
-                };
+                let result = swarm.handle_message(now, key, &out.to_message());
                 result.expect("simulated peers follow the protocol");
             }
         }
