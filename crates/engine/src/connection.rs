@@ -14,13 +14,44 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use wire::{BlockRef, DecodeLimits, Decoded, Handshake, Message, Reserved, HANDSHAKE_LEN};
+use wire::{
+    BlockRef, DecodeLimits, Decoded, Handshake, Message, Reserved, WireError, HANDSHAKE_LEN,
+};
 
 use crate::rate_limit::RateLimiter;
 
 /// Identifies a connection within a session, before and after the swarm
 /// gives it a `PeerKey`.
 pub(crate) type ConnId = u64;
+
+/// Why a connection could not be set up, sorted by who is at fault. None
+/// of them stops a torrent: the peer is tried again later, or not at all.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The network: unreachable, refused, reset.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection timed out")]
+    ConnectTimeout,
+    /// The peer: too slow, not BitTorrent, or for another torrent.
+    #[error("no handshake in time")]
+    HandshakeTimeout,
+    #[error("closed during the handshake")]
+    ClosedInHandshake,
+    #[error("{0}")]
+    Handshake(#[from] WireError),
+    #[error("short handshake")]
+    ShortHandshake,
+    #[error("the peer answered for another torrent")]
+    WrongTorrent,
+    #[error("unknown info-hash")]
+    UnknownTorrent,
+    /// Us: we dialled our own listening port, or the torrent just stopped.
+    #[error("connected to ourselves")]
+    Ourselves,
+    #[error("torrent stopped")]
+    TorrentStopped,
+}
 
 /// What a connection tells its session.
 #[derive(Debug)]
@@ -79,43 +110,34 @@ pub(crate) fn our_reserved() -> Reserved {
 pub(crate) async fn read_handshake(
     stream: &mut TcpStream,
     timeout: Duration,
-) -> Result<Handshake, String> {
+) -> Result<Handshake, ConnectError> {
     let mut buf = [0u8; HANDSHAKE_LEN];
     let mut filled = 0;
     let read = async {
         while filled < HANDSHAKE_LEN {
-            let n = stream
-                .read(&mut buf[filled..])
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf[filled..]).await?;
             if n == 0 {
-                return Err("closed during the handshake".to_owned());
+                return Err(ConnectError::ClosedInHandshake);
             }
             filled += n;
             // Refuse a non-BitTorrent peer as soon as its bytes disagree.
-            if let Err(e) = Handshake::decode(&buf[..filled]) {
-                return Err(e.to_string());
-            }
+            Handshake::decode(&buf[..filled])?;
         }
-        match Handshake::decode(&buf) {
-            Ok(Decoded::Complete { message, .. }) => Ok(message),
-            Ok(Decoded::NeedMore { .. }) => Err("short handshake".to_owned()),
-            Err(e) => Err(e.to_string()),
+        match Handshake::decode(&buf)? {
+            Decoded::Complete { message, .. } => Ok(message),
+            Decoded::NeedMore { .. } => Err(ConnectError::ShortHandshake),
         }
     };
     tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| "no handshake in time".to_owned())?
+        .map_err(|_| ConnectError::HandshakeTimeout)?
 }
 
 pub(crate) async fn write_handshake(
     stream: &mut TcpStream,
     handshake: &Handshake,
-) -> Result<(), String> {
-    stream
-        .write_all(&handshake.encode())
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<(), ConnectError> {
+    Ok(stream.write_all(&handshake.encode()).await?)
 }
 
 /// Dials `addr` and exchanges handshakes for `info_hash`.
@@ -123,20 +145,19 @@ pub(crate) async fn dial(
     addr: SocketAddr,
     ours: &Handshake,
     timeout: Duration,
-) -> Result<(TcpStream, Handshake), String> {
+) -> Result<(TcpStream, Handshake), ConnectError> {
     let connect = TcpStream::connect(addr);
     let mut stream = tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|_| "connection timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| ConnectError::ConnectTimeout)??;
     let _ = stream.set_nodelay(true);
     write_handshake(&mut stream, ours).await?;
     let theirs = read_handshake(&mut stream, timeout).await?;
     if theirs.info_hash != ours.info_hash {
-        return Err("the peer answered for another torrent".to_owned());
+        return Err(ConnectError::WrongTorrent);
     }
     if theirs.peer_id == ours.peer_id {
-        return Err("connected to ourselves".to_owned());
+        return Err(ConnectError::Ourselves);
     }
     Ok((stream, theirs))
 }

@@ -426,15 +426,17 @@ async fn answer_handshake(
     mut stream: TcpStream,
     addr: SocketAddr,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), connection::ConnectError> {
     let theirs = connection::read_handshake(&mut stream, shared.settings.connect_timeout).await?;
     let (internal, ours) = {
         let routes = shared.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        let route = routes.get(&theirs.info_hash).ok_or("unknown info-hash")?;
+        let route = routes
+            .get(&theirs.info_hash)
+            .ok_or(connection::ConnectError::UnknownTorrent)?;
         (route.internal.clone(), route.handshake)
     };
     if theirs.peer_id == ours.peer_id {
-        return Err("connected to ourselves".into());
+        return Err(connection::ConnectError::Ourselves);
     }
     connection::write_handshake(&mut stream, &ours).await?;
     internal
@@ -444,5 +446,5 @@ async fn answer_handshake(
             handshake: theirs,
         })
         .await
-        .map_err(|_| "torrent stopped".to_owned())
+        .map_err(|_| connection::ConnectError::TorrentStopped)
 }
