@@ -56,11 +56,10 @@ pub(crate) enum ConnectError {
 /// What a connection tells its session.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
-    /// A complete non-piece message, as its wire bytes (decoded again by
-    /// the session, so it can borrow).
-    Frame {
+    /// A complete non-piece message, decoded once by the reader.
+    Message {
         conn: ConnId,
-        frame: Vec<u8>,
+        message: Received,
     },
     Block {
         conn: ConnId,
@@ -77,6 +76,86 @@ pub(crate) enum ConnEvent {
         conn: ConnId,
         reason: String,
     },
+}
+
+/// A decoded message detached from the read buffer it borrowed from: its
+/// fixed fields, and its variable part (bitfield, extension payload,
+/// hashes) copied into `payload`, which stays empty, unallocated, for
+/// the common fixed-size messages (have, request, cancel, choke...).
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The message with its variable part left empty.
+    fixed: Message<'static>,
+    payload: Vec<u8>,
+}
+
+impl Received {
+    fn detach(message: Message<'_>) -> Received {
+        let (fixed, payload) = match message {
+            Message::KeepAlive => (Message::KeepAlive, &[][..]),
+            Message::Choke => (Message::Choke, &[][..]),
+            Message::Unchoke => (Message::Unchoke, &[][..]),
+            Message::Interested => (Message::Interested, &[][..]),
+            Message::NotInterested => (Message::NotInterested, &[][..]),
+            Message::Have { piece } => (Message::Have { piece }, &[][..]),
+            Message::Bitfield(bits) => (Message::Bitfield(&[]), bits),
+            Message::Request(block) => (Message::Request(block), &[][..]),
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => (
+                Message::Piece {
+                    piece,
+                    offset,
+                    data: &[],
+                },
+                data,
+            ),
+            Message::Cancel(block) => (Message::Cancel(block), &[][..]),
+            Message::Port(port) => (Message::Port(port), &[][..]),
+            Message::Suggest { piece } => (Message::Suggest { piece }, &[][..]),
+            Message::HaveAll => (Message::HaveAll, &[][..]),
+            Message::HaveNone => (Message::HaveNone, &[][..]),
+            Message::Reject(block) => (Message::Reject(block), &[][..]),
+            Message::AllowedFast { piece } => (Message::AllowedFast { piece }, &[][..]),
+            Message::Extended { id, payload } => (Message::Extended { id, payload: &[] }, payload),
+            Message::HashRequest(request) => (Message::HashRequest(request), &[][..]),
+            Message::Hashes { request, hashes } => (
+                Message::Hashes {
+                    request,
+                    hashes: &[],
+                },
+                hashes,
+            ),
+            Message::HashReject(request) => (Message::HashReject(request), &[][..]),
+            Message::Unknown { id, payload } => (Message::Unknown { id, payload: &[] }, payload),
+        };
+        Received {
+            fixed,
+            payload: payload.to_vec(),
+        }
+    }
+
+    /// The message as it was decoded.
+    pub(crate) fn message(&self) -> Message<'_> {
+        let payload = &self.payload[..];
+        match self.fixed {
+            Message::Bitfield(_) => Message::Bitfield(payload),
+            Message::Piece { piece, offset, .. } => Message::Piece {
+                piece,
+                offset,
+                data: payload,
+            },
+            Message::Extended { id, .. } => Message::Extended { id, payload },
+            Message::Hashes { request, .. } => Message::Hashes {
+                request,
+                hashes: payload,
+            },
+            Message::Unknown { id, .. } => Message::Unknown { id, payload },
+            fixed => fixed,
+        }
+    }
 }
 
 /// What the session asks a connection's writer to send.
@@ -205,7 +284,6 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
         loop {
             match wire::decode(&buf[start..], &ctx.limits) {
                 Ok(Decoded::Complete { message, consumed }) => {
-                    let frame = &buf[start..start + consumed];
                     let event = match message {
                         Message::Piece {
                             piece,
@@ -220,9 +298,9 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
                             },
                             data: data.to_vec(),
                         },
-                        _ => ConnEvent::Frame {
+                        message => ConnEvent::Message {
                             conn,
-                            frame: frame.to_vec(),
+                            message: Received::detach(message),
                         },
                     };
                     start += consumed;
@@ -315,6 +393,49 @@ async fn write_loop(
         };
         if sent_blocks > 0 && ctx.events.send(sent).await.is_err() {
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The session sees the message the reader decoded, variable parts
+    /// included, however the read buffer is reused afterwards.
+    #[test]
+    fn a_detached_message_is_the_decoded_one() {
+        let block = BlockRef {
+            piece: 3,
+            offset: 16384,
+            length: 100,
+        };
+        let messages = [
+            Message::Have { piece: 7 },
+            Message::Request(block),
+            Message::Bitfield(&[0b1010_0000, 0x0f]),
+            Message::Extended {
+                id: 2,
+                payload: b"d1:xi1ee",
+            },
+            Message::Unknown {
+                id: 99,
+                payload: b"?",
+            },
+            Message::KeepAlive,
+        ];
+        for message in messages {
+            let mut encoded = message.encode();
+            let limits = DecodeLimits::for_pieces(16);
+            let Ok(Decoded::Complete {
+                message: decoded, ..
+            }) = wire::decode(&encoded, &limits)
+            else {
+                panic!("{message:?} does not decode");
+            };
+            let received = Received::detach(decoded);
+            encoded.fill(0);
+            assert_eq!(received.message(), message);
         }
     }
 }

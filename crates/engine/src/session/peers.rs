@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use swarm::{PeerCaps, PeerKey};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use wire::{Decoded, Handshake};
+use wire::Handshake;
 
 use crate::connection::{self, ConnEvent, WriterCmd};
 use crate::SHOAL_PEER_ID_PREFIX;
@@ -135,16 +135,12 @@ impl Session {
     pub(super) fn on_conn_event(&mut self, event: ConnEvent) {
         let now = self.now();
         match event {
-            ConnEvent::Frame { conn, frame } => {
+            ConnEvent::Message { conn, message } => {
                 let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
                     return;
                 };
-                if let Ok(Decoded::Complete { message, .. }) =
-                    wire::decode(&frame, &self.conn_context.limits)
-                {
-                    if let Err(violation) = self.swarm.handle_message(now, key, &message) {
-                        tracing::info!(%violation, "closing connection");
-                    }
+                if let Err(violation) = self.swarm.handle_message(now, key, &message.message()) {
+                    tracing::info!(%violation, "closing connection");
                 }
             }
             ConnEvent::Block { conn, block, data } => {
