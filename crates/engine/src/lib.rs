@@ -338,6 +338,7 @@ impl Engine {
             have,
             self.shared.settings.swarm.clone(),
             rand::random(),
+            self.shared.peer_id,
             now,
         );
         // The first web seed shoal can use is the origin (BEP 19).

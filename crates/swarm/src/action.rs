@@ -82,7 +82,8 @@ pub enum DisconnectReason {
     Banned,
     /// Neither side needs anything from the other (both complete).
     NotUseful,
-    /// Already connected to this address.
+    /// Already connected to this address, or to this peer by another
+    /// connection (see `Swarm::handle_peer_connected` on twins).
     Duplicate,
     /// We are at our connection limit (our choice, not the peer's fault).
     TooManyPeers,

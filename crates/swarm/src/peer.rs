@@ -15,6 +15,8 @@ pub struct PeerCaps {
     pub fast: bool,
     /// BEP 10: extension protocol.
     pub extended: bool,
+    /// The peer id it gave: two connections with the same one are twins.
+    pub peer_id: [u8; 20],
     /// For a peer that shares out origin fetches by the same rule as we do
     /// (a shoal agent): its [`origin_share_id`](crate::origin_share_id).
     pub origin_share_id: Option<u64>,
@@ -27,6 +29,8 @@ const RECENTLY_CANCELLED: usize = 1024;
 pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub caps: PeerCaps,
+    /// We dialled it (else it dialled us).
+    pub outgoing: bool,
     pub pieces: Bitfield,
     /// Pieces the peer has that we lack: interest without a scan.
     pub wanted: u32,
@@ -39,6 +43,8 @@ pub(crate) struct Peer {
     pub recently_cancelled: VecDeque<BlockRef>,
     /// The peer's requests to us, waiting to be served.
     pub upload_queue: VecDeque<BlockRef>,
+    /// Blocks handed to the driver by `next_upload` and not yet sent.
+    pub uploads_in_flight: usize,
     pub download: RateMeter,
     pub upload: RateMeter,
     /// When a block last arrived (or when requests started, if none yet).
@@ -56,10 +62,17 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(addr: SocketAddr, caps: PeerCaps, piece_count: u32, now: Instant) -> Peer {
+    pub fn new(
+        addr: SocketAddr,
+        caps: PeerCaps,
+        outgoing: bool,
+        piece_count: u32,
+        now: Instant,
+    ) -> Peer {
         Peer {
             addr,
             caps,
+            outgoing,
             pieces: Bitfield::new(piece_count),
             wanted: 0,
             am_choking: true,
@@ -69,6 +82,7 @@ impl Peer {
             requests: Vec::new(),
             recently_cancelled: VecDeque::new(),
             upload_queue: VecDeque::new(),
+            uploads_in_flight: 0,
             download: RateMeter::new(now),
             upload: RateMeter::new(now),
             last_progress: now,

@@ -15,27 +15,10 @@ use crate::SHOAL_PEER_ID_PREFIX;
 
 use super::{Internal, Session};
 
-/// Blocks queued to one peer's socket, at most: enough to keep a fast link
-/// busy, few enough that a choke takes effect soon.
-const UPLOADS_IN_FLIGHT: usize = 16;
-
 pub(super) struct Conn {
     pub key: PeerKey,
     pub addr: SocketAddr,
     pub writer: mpsc::UnboundedSender<WriterCmd>,
-    pub uploads_in_flight: usize,
-    /// The peer id of the side that opened the connection: when two
-    /// connections join the same pair of peers, both sides keep the one
-    /// opened by the smaller id.
-    opened_by: [u8; 20],
-    peer_id: [u8; 20],
-}
-
-impl Conn {
-    /// Whether another block may be queued to this socket.
-    pub fn has_upload_room(&self) -> bool {
-        self.uploads_in_flight < UPLOADS_IN_FLIGHT
-    }
 }
 
 impl Session {
@@ -75,32 +58,10 @@ impl Session {
         outgoing: bool,
         theirs: &Handshake,
     ) {
-        let opened_by = if outgoing {
-            self.handshake.peer_id
-        } else {
-            theirs.peer_id
-        };
-        // A peer that dialled us while we dialled it: one connection is
-        // enough, and a second would take a slot another peer could use.
-        let twin = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.peer_id == theirs.peer_id)
-            .map(|(_, c)| (c.key, c.opened_by));
-        if let Some((twin_key, twin_opened_by)) = twin {
-            if twin_opened_by <= opened_by {
-                tracing::debug!(%addr, "second connection to a connected peer dropped");
-                if outgoing {
-                    self.swarm.handle_connect_failed(self.now(), addr);
-                }
-                return;
-            }
-            tracing::debug!(%addr, "connection replaces its twin");
-            self.close(twin_key);
-        }
         let caps = PeerCaps {
             fast: theirs.reserved.fast(),
             extended: theirs.reserved.extension_protocol(),
+            peer_id: theirs.peer_id,
             origin_share_id: theirs
                 .peer_id
                 .starts_with(SHOAL_PEER_ID_PREFIX)
@@ -115,17 +76,7 @@ impl Session {
                 self.next_conn += 1;
                 let _ = stream.set_nodelay(true);
                 let writer = connection::start(stream, id, self.conn_context.clone());
-                self.conns.insert(
-                    id,
-                    Conn {
-                        key,
-                        addr,
-                        writer,
-                        uploads_in_flight: 0,
-                        opened_by,
-                        peer_id: theirs.peer_id,
-                    },
-                );
+                self.conns.insert(id, Conn { key, addr, writer });
                 self.keys.insert(key, id);
             }
             Err(reason) => tracing::debug!(%addr, ?reason, "refused peer"),
@@ -158,12 +109,10 @@ impl Session {
                 blocks,
                 bytes,
             } => {
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
                     return;
                 };
-                c.uploads_in_flight = c.uploads_in_flight.saturating_sub(blocks);
-                let key = c.key;
-                self.swarm.handle_block_sent(now, key, bytes);
+                self.swarm.handle_block_sent(now, key, blocks, bytes);
                 self.serve_uploads(key);
             }
             ConnEvent::Closed { conn, reason } => {

@@ -48,23 +48,19 @@ impl UploadCache {
 }
 
 impl Session {
-    /// Queues blocks to `key`'s socket while it has room and the swarm has
-    /// something for it.
+    /// Queues blocks to `key`'s socket while the swarm has something for
+    /// it (the swarm also bounds how many are on their way).
     pub(super) fn serve_uploads(&mut self, key: PeerKey) {
         let Some(&id) = self.keys.get(&key) else {
             return;
         };
         loop {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if !conn.has_upload_room() {
+            if !self.conns.contains_key(&id) {
                 return;
             }
             let Some(block) = self.swarm.next_upload(key) else {
                 return;
             };
-            conn.uploads_in_flight += 1;
             match self.uploads.get(block.piece) {
                 Some(data) => self.send_block(id, block, &data),
                 None => self.read_piece(id, block),
@@ -73,7 +69,7 @@ impl Session {
     }
 
     fn send_block(&mut self, id: ConnId, block: BlockRef, piece: &[u8]) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get(&id) else {
             return;
         };
         let range = block.offset as usize..(block.offset + block.length) as usize;
@@ -84,7 +80,7 @@ impl Session {
                     data: data.to_vec(),
                 });
             }
-            None => conn.uploads_in_flight = conn.uploads_in_flight.saturating_sub(1),
+            None => self.swarm.handle_upload_dropped(conn.key),
         }
     }
 
@@ -117,8 +113,8 @@ impl Session {
             }
             Err(e) => {
                 for (id, _) in waiting {
-                    if let Some(conn) = self.conns.get_mut(&id) {
-                        conn.uploads_in_flight = conn.uploads_in_flight.saturating_sub(1);
+                    if let Some(conn) = self.conns.get(&id) {
+                        self.swarm.handle_upload_dropped(conn.key);
                     }
                 }
                 self.emit(TorrentEvent::Warning(format!(

@@ -70,6 +70,8 @@ const DEPARTED_KEPT: usize = 1024;
 #[derive(Debug)]
 pub struct Swarm {
     settings: SwarmSettings,
+    /// Ours, as given in handshakes.
+    peer_id: [u8; 20],
     picker: PiecePicker,
     peers: BTreeMap<PeerKey, Peer>,
     departed: VecDeque<(PeerKey, SocketAddr)>,
@@ -98,11 +100,13 @@ pub struct Swarm {
 impl Swarm {
     /// A swarm for a release laid out as `layout`, of which we already hold
     /// the pieces in `have` (verified earlier, or all of them when seeding).
+    /// `peer_id` is ours, as given in handshakes.
     pub fn new(
         layout: Layout,
         have: Bitfield,
         settings: SwarmSettings,
         seed: u64,
+        peer_id: [u8; 20],
         now: Instant,
     ) -> Swarm {
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -115,6 +119,7 @@ impl Swarm {
             next_choke: now + settings.choke_interval,
             next_optimistic: now + settings.optimistic_interval,
             settings,
+            peer_id,
             picker,
             peers: BTreeMap::new(),
             departed: VecDeque::new(),
@@ -176,6 +181,12 @@ impl Swarm {
 
     /// A connection finished its handshake. `outgoing` connections were
     /// dialled at `addr` from the book; incoming ones come from any port.
+    ///
+    /// Twins: when two peers dial each other at once, both connections
+    /// complete, from different ports. One is enough, and a second would
+    /// take a slot another peer could use, so both sides keep the one
+    /// opened by the smaller peer id: a new connection either is refused
+    /// as a duplicate or replaces (disconnects) its twin.
     pub fn handle_peer_connected(
         &mut self,
         now: Instant,
@@ -183,6 +194,7 @@ impl Swarm {
         outgoing: bool,
         caps: PeerCaps,
     ) -> Result<PeerKey, DisconnectReason> {
+        self.resolve_twin(now, addr, outgoing, &caps.peer_id)?;
         if self.book.is_banned(addr) {
             return Err(DisconnectReason::Banned);
         }
@@ -220,13 +232,42 @@ impl Swarm {
             self.actions.push_back(Action::Send(key, message));
         }
         self.peers
-            .insert(key, Peer::new(addr, caps, have.len(), now));
+            .insert(key, Peer::new(addr, caps, outgoing, have.len(), now));
         if hiding {
             self.start_revealing(key);
         }
         // A free upload slot need not wait for the next choker round.
         self.next_choke = self.next_choke.min(now + Duration::from_millis(100));
         Ok(key)
+    }
+
+    /// Refuses a connection whose twin stays, or drops the twin it replaces.
+    fn resolve_twin(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        outgoing: bool,
+        their_id: &[u8; 20],
+    ) -> Result<(), DisconnectReason> {
+        let opened_by = |outgoing: bool| if outgoing { self.peer_id } else { *their_id };
+        let twin = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.caps.peer_id == *their_id)
+            .map(|(key, p)| (*key, opened_by(p.outgoing)));
+        let Some((twin, twin_opened_by)) = twin else {
+            return Ok(());
+        };
+        if twin_opened_by <= opened_by(outgoing) {
+            if outgoing {
+                self.book.dial_failed(addr, now, self.settings.dial_retry);
+            }
+            return Err(DisconnectReason::Duplicate);
+        }
+        self.actions
+            .push_back(Action::Disconnect(twin, DisconnectReason::Duplicate));
+        self.handle_peer_disconnected(now, twin);
+        Ok(())
     }
 
     pub fn handle_peer_disconnected(&mut self, now: Instant, key: PeerKey) {

@@ -12,6 +12,11 @@ use crate::action::{Action, Outgoing};
 use crate::choker::{self, Candidate};
 use crate::PeerKey;
 
+/// Blocks handed to the driver for one peer and not yet sent, at most:
+/// enough to keep a fast link busy, few enough that a choke takes effect
+/// soon (what is queued still goes out).
+pub(super) const UPLOADS_IN_FLIGHT: usize = 16;
+
 impl Swarm {
     pub(super) fn peer_requests(
         &mut self,
@@ -52,20 +57,34 @@ impl Swarm {
         Ok(())
     }
 
-    /// The next block to send `peer`, if it is unchoked and asked for one.
+    /// The next block to send `peer`, if it is unchoked, asked for one, and
+    /// has fewer than [`UPLOADS_IN_FLIGHT`] blocks on their way. The driver
+    /// reports each block with `handle_block_sent`, or with
+    /// `handle_upload_dropped` if it could not send it.
     pub fn next_upload(&mut self, key: PeerKey) -> Option<BlockRef> {
         let peer = self.peers.get_mut(&key)?;
-        if peer.am_choking {
+        if peer.am_choking || peer.uploads_in_flight >= UPLOADS_IN_FLIGHT {
             return None;
         }
-        peer.upload_queue.pop_front()
+        let block = peer.upload_queue.pop_front()?;
+        peer.uploads_in_flight += 1;
+        Some(block)
     }
 
-    /// A block went out to `peer`.
-    pub fn handle_block_sent(&mut self, now: Instant, key: PeerKey, bytes: u64) {
+    /// `blocks` blocks, `bytes` of payload in all, went out to `peer`.
+    pub fn handle_block_sent(&mut self, now: Instant, key: PeerKey, blocks: usize, bytes: u64) {
         self.uploaded += bytes;
         if let Some(peer) = self.peers.get_mut(&key) {
+            peer.uploads_in_flight = peer.uploads_in_flight.saturating_sub(blocks);
             peer.upload.record(now, bytes);
+        }
+    }
+
+    /// A block from `next_upload` will not be sent (the disk read for it
+    /// failed): it no longer counts against the peer's uploads in flight.
+    pub fn handle_upload_dropped(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.uploads_in_flight = peer.uploads_in_flight.saturating_sub(1);
         }
     }
 

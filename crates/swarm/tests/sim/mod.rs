@@ -306,7 +306,15 @@ impl Simulation {
         let now = self.instant();
         let seed = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (node as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let mut swarm = Swarm::new(self.layout.clone(), have, self.settings.clone(), seed, now);
+        let peer_id = self.peer_id(node);
+        let mut swarm = Swarm::new(
+            self.layout.clone(),
+            have,
+            self.settings.clone(),
+            seed,
+            peer_id,
+            now,
+        );
         if self.origin_node().is_some() {
             swarm.set_origin(now, &self.peer_id(node));
         }
@@ -350,6 +358,7 @@ impl Simulation {
         let caps_of = |node: usize| PeerCaps {
             fast: true,
             extended: false,
+            peer_id: self.peer_id(node),
             origin_share_id: Some(swarm::origin_share_id(&self.peer_id(node))),
         };
         let (from_caps, to_caps) = (caps_of(from), caps_of(to));
@@ -522,10 +531,12 @@ impl Simulation {
             n.uploaded += u64::from(block.length);
             *n.piece_uploads.entry(block.piece).or_default() += 1;
             let now = self.t0 + sent_at;
-            n.swarm
-                .as_mut()
-                .unwrap()
-                .handle_block_sent(now, queued.key, u64::from(block.length));
+            n.swarm.as_mut().unwrap().handle_block_sent(
+                now,
+                queued.key,
+                1,
+                u64::from(block.length),
+            );
         }
         if let SimMessage::OriginBlock { block } = &queued.message {
             n.uploaded += u64::from(block.length);
