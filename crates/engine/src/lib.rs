@@ -226,12 +226,12 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         let (store, loaded) = opened;
-        let mut have = Bitfield::new(u32::try_from(torrent.piece_count()).unwrap_or(u32::MAX));
-        for piece in 0..have.len() {
-            if loaded.state.is_verified(piece) {
-                have.set(piece);
-            }
-        }
+        // The resume file keeps its pieces in the wire's bitfield layout
+        // (checked against the piece count when loaded): taken whole.
+        let piece_count = u32::try_from(torrent.piece_count()).unwrap_or(u32::MAX);
+        let have = Bitfield::from_bytes(loaded.state.bitfield(), piece_count).ok_or_else(|| {
+            EngineError::Internal("saved progress does not match the piece count".into())
+        })?;
         if let Some(warning) = loaded.warning {
             tracing::warn!("{warning}");
         }

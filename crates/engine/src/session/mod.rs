@@ -265,9 +265,8 @@ impl Session {
                 Action::UploadReady(key) => self.serve_uploads(key),
                 Action::Verify(piece) => self.verify(piece),
                 Action::PieceVerified(piece) => {
-                    self.verified.send_modify(|have| {
-                        have.set(piece);
-                    });
+                    // The swarm owns the pieces we have; readers get a copy.
+                    self.verified.send_replace(self.swarm.have().clone());
                     self.resume.mark_verified(piece);
                     self.resume_dirty = true;
                 }
