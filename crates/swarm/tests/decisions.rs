@@ -11,12 +11,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sim::synthetic_layout;
+use swarm::picker::BLOCK;
 use swarm::{
     Action, Bitfield, DisconnectReason, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings,
 };
 use wire::{BlockRef, Message};
-
-const BLOCK: u32 = meta::merkle::BLOCK_SIZE as u32;
 
 fn id(first: u8) -> [u8; 20] {
     let mut id = [b'x'; 20];
