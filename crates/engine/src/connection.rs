@@ -1,6 +1,9 @@
 //! One peer connection on tokio: the handshake, then a reader task that
-//! frames messages with the `wire` codec and a writer task that sends what
-//! the session queues. Neither decides anything; the session's `Swarm` does.
+//! frames and decodes messages with the `wire` codec (once: the session
+//! gets them decoded) and a writer task that sends what the session
+//! queues. Neither decides anything; the session's `Swarm` does. Both work
+//! on TCP halves; another transport (uTP, say) would hand them its own
+//! halves and report the same `ConnEvent`s.
 //!
 //! Hostile peers are expected: every length is checked by the codec before
 //! it is buffered, the handshake and every read are bounded in time, and a
@@ -53,6 +56,24 @@ pub(crate) enum ConnectError {
     TorrentStopped,
 }
 
+/// Why an established connection ended, by who ended it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CloseReason {
+    /// The peer: it hung up, went quiet, or broke the wire protocol.
+    #[error("closed by the peer")]
+    ClosedByPeer,
+    #[error("nothing received for {} s", .0.as_secs())]
+    Idle(Duration),
+    #[error("protocol error: {0}")]
+    Protocol(WireError),
+    /// The network.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Us: the session ended.
+    #[error("the session ended")]
+    SessionEnded,
+}
+
 /// What a connection tells its session.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
@@ -74,7 +95,7 @@ pub(crate) enum ConnEvent {
     },
     Closed {
         conn: ConnId,
-        reason: String,
+        reason: CloseReason,
     },
 }
 
@@ -276,7 +297,7 @@ pub(crate) fn start(
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Frames messages until the connection ends; returns why it ended.
-async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> String {
+async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> CloseReason {
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut start = 0usize;
     loop {
@@ -305,14 +326,14 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
                     };
                     start += consumed;
                     if ctx.events.send(event).await.is_err() {
-                        return "the session ended".to_owned();
+                        return CloseReason::SessionEnded;
                     }
                 }
                 // The codec checked any length prefix against the limits
                 // before asking for more, so the buffer stays bounded by the
                 // largest allowed message plus one read.
                 Ok(Decoded::NeedMore { .. }) => break,
-                Err(e) => return format!("protocol error: {e}"),
+                Err(e) => return CloseReason::Protocol(e),
             }
         }
         if start > 0 {
@@ -325,10 +346,10 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
         let n = match read {
             Err(_) => {
                 buf.truncate(filled);
-                return format!("nothing received for {} s", ctx.idle_timeout.as_secs());
+                return CloseReason::Idle(ctx.idle_timeout);
             }
-            Ok(Err(e)) => return e.to_string(),
-            Ok(Ok(0)) => return "closed by the peer".to_owned(),
+            Ok(Err(e)) => return CloseReason::Io(e),
+            Ok(Ok(0)) => return CloseReason::ClosedByPeer,
             Ok(Ok(n)) => n,
         };
         buf.truncate(filled + n);
@@ -345,16 +366,13 @@ async fn write_loop(
     conn: ConnId,
     mut commands: mpsc::UnboundedReceiver<WriterCmd>,
     ctx: &ConnContext,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     let mut socket = tokio::io::BufWriter::with_capacity(WRITE_BATCH, socket);
     loop {
         let command = match tokio::time::timeout(ctx.keepalive_interval, commands.recv()).await {
             Err(_) => {
-                socket
-                    .write_all(&[0, 0, 0, 0])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                socket.flush().await.map_err(|e| e.to_string())?;
+                socket.write_all(&[0, 0, 0, 0]).await?;
+                socket.flush().await?;
                 continue;
             }
             Ok(None) => {
@@ -369,14 +387,12 @@ async fn write_loop(
         let mut next = Some(command);
         while let Some(command) = next.take() {
             match command {
-                WriterCmd::Bytes(bytes) => {
-                    socket.write_all(&bytes).await.map_err(|e| e.to_string())?
-                }
+                WriterCmd::Bytes(bytes) => socket.write_all(&bytes).await?,
                 WriterCmd::Block { block, data } => {
                     ctx.upload_limit.acquire(data.len() as u64).await;
                     let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
-                    socket.write_all(&header).await.map_err(|e| e.to_string())?;
-                    socket.write_all(&data).await.map_err(|e| e.to_string())?;
+                    socket.write_all(&header).await?;
+                    socket.write_all(&data).await?;
                     sent_blocks += 1;
                     sent_bytes += data.len() as u64;
                 }
@@ -385,7 +401,7 @@ async fn write_loop(
                 next = commands.try_recv().ok();
             }
         }
-        socket.flush().await.map_err(|e| e.to_string())?;
+        socket.flush().await?;
         let sent = ConnEvent::BlockSent {
             conn,
             blocks: sent_blocks,

@@ -26,8 +26,6 @@ mod pieces;
 mod totals;
 mod uploads;
 
-pub(crate) use origin::OriginFailure;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,7 +47,7 @@ use crate::rate_limit::RateLimiter;
 use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::PieceStore;
-use crate::web_seed::WebSeed;
+use crate::web_seed::{WebSeed, WebSeedError};
 
 use error::DiskError;
 use peers::Conn;
@@ -79,7 +77,7 @@ pub(crate) enum Internal {
     OriginFetched {
         offset: u32,
         blocks: Vec<BlockRef>,
-        result: Result<Vec<u8>, OriginFailure>,
+        result: Result<Vec<u8>, WebSeedError>,
     },
     PieceRead {
         piece: u32,

@@ -5,17 +5,9 @@
 use wire::BlockRef;
 
 use crate::events::TorrentEvent;
+use crate::web_seed::WebSeedError;
 
 use super::{Internal, Session};
-
-/// Why a fetch from the origin failed, after its retries.
-#[derive(Debug)]
-pub(crate) struct OriginFailure {
-    /// The origin cannot serve this release (gone, no range support):
-    /// stop using it. Otherwise try again later.
-    permanent: bool,
-    reason: String,
-}
 
 impl Session {
     pub(super) fn fetch_from_origin(
@@ -30,13 +22,7 @@ impl Session {
         };
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
-            let result = origin
-                .fetch(piece, offset, length)
-                .await
-                .map_err(|e| OriginFailure {
-                    permanent: e.is_permanent(),
-                    reason: e.to_string(),
-                });
+            let result = origin.fetch(piece, offset, length).await;
             let _ = internal
                 .send(Internal::OriginFetched {
                     offset,
@@ -51,7 +37,7 @@ impl Session {
         &mut self,
         offset: u32,
         blocks: Vec<BlockRef>,
-        result: Result<Vec<u8>, OriginFailure>,
+        result: Result<Vec<u8>, WebSeedError>,
     ) {
         let now = self.now();
         match result {
@@ -66,15 +52,18 @@ impl Session {
                     }
                 }
             }
-            Err(failure) => {
-                if !failure.permanent {
+            Err(error) => {
+                // A permanent failure (gone, no range support) ends the use
+                // of the origin; the swarm says so with `OriginUnusable`.
+                let permanent = error.is_permanent();
+                let reason = error.to_string();
+                if !permanent {
                     self.emit(TorrentEvent::Warning(format!(
-                        "{}; trying peers and again later",
-                        failure.reason
+                        "{reason}; trying peers and again later"
                     )));
                 }
                 self.swarm
-                    .handle_origin_failed(now, &blocks, failure.permanent, &failure.reason);
+                    .handle_origin_failed(now, &blocks, permanent, &reason);
             }
         }
     }
