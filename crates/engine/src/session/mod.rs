@@ -26,7 +26,7 @@ mod pieces;
 mod totals;
 mod uploads;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use wire::{BlockRef, DecodeLimits, Handshake};
 
 use crate::announcer::{self, AnnounceSetup, Totals};
-use crate::connection::{ConnContext, ConnEvent, ConnId, ConnectError};
+use crate::connection::{ConnContext, ConnEvent, ConnId, ConnectError, WriterCmd};
 use crate::events::TorrentEvent;
 use crate::rate_limit::RateLimiter;
 use crate::resume::ResumeState;
@@ -50,9 +50,6 @@ use crate::storage::PieceStore;
 use crate::web_seed::{WebSeed, WebSeedError};
 
 use error::DiskError;
-use peers::Conn;
-use pieces::Assembly;
-use uploads::UploadCache;
 
 /// Events queued from connections: small, so that backpressure reaches
 /// the sockets (and the peers) instead of piling up here.
@@ -88,6 +85,32 @@ pub(crate) enum Internal {
     /// Peers to try, from the user rather than a tracker.
     AddPeers(Vec<SocketAddr>),
     Stop,
+}
+
+// The state each job module works on is declared here, with `Session`, so
+// that the modules depend on this one and never the other way round.
+
+/// One connection in the table (`peers`).
+struct Conn {
+    key: swarm::PeerKey,
+    addr: SocketAddr,
+    writer: mpsc::UnboundedSender<WriterCmd>,
+}
+
+/// Pieces being downloaded, by index, each as long as its piece
+/// (`pieces`).
+#[derive(Debug, Default)]
+struct Assembly {
+    buffers: HashMap<u32, Vec<u8>>,
+}
+
+/// Whole pieces read for uploads (`uploads`).
+#[derive(Debug, Default)]
+struct UploadCache {
+    /// Recently read pieces, newest last.
+    pieces: VecDeque<(u32, Arc<Vec<u8>>)>,
+    /// Pieces being read, and the blocks waiting for them.
+    reading: HashMap<u32, Vec<(ConnId, BlockRef)>>,
 }
 
 /// Everything a session starts from.

@@ -7,19 +7,12 @@ use std::net::SocketAddr;
 
 use swarm::{PeerCaps, PeerKey};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use wire::Handshake;
 
 use crate::connection::{self, ConnEvent, WriterCmd};
 use crate::SHOAL_PEER_ID_PREFIX;
 
-use super::{Internal, Session};
-
-pub(super) struct Conn {
-    pub key: PeerKey,
-    pub addr: SocketAddr,
-    pub writer: mpsc::UnboundedSender<WriterCmd>,
-}
+use super::{Conn, Internal, Session};
 
 impl Session {
     pub(super) fn conn_of(&self, key: PeerKey) -> Option<&Conn> {

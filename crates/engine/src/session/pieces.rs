@@ -3,19 +3,11 @@
 //! bad data never reaches the disk and nothing is read back. Whether the
 //! check passed is the swarm's to act on (counting, blame, completion).
 
-use std::collections::HashMap;
-
 use meta::layout::PieceVerdict;
 use wire::BlockRef;
 
 use super::error::{blocking, DiskError};
 use super::{Internal, Session};
-
-/// Pieces being downloaded, by index, each as long as its piece.
-#[derive(Debug, Default)]
-pub(super) struct Assembly {
-    buffers: HashMap<u32, Vec<u8>>,
-}
 
 impl Session {
     /// Keeps a block the swarm accepted (from a peer or the origin).

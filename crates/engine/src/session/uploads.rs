@@ -3,7 +3,6 @@
 //! disk and keeps the recent ones, because peers ask for a piece's blocks
 //! in a row and one read then serves many requests.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use swarm::PeerKey;
@@ -13,18 +12,10 @@ use crate::connection::{ConnId, WriterCmd};
 use crate::events::TorrentEvent;
 
 use super::error::{blocking, DiskError};
-use super::{Internal, Session};
+use super::{Internal, Session, UploadCache};
 
 /// Memory for whole pieces read to serve uploads.
 const UPLOAD_CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-#[derive(Debug, Default)]
-pub(super) struct UploadCache {
-    /// Recently read pieces, newest last.
-    pieces: VecDeque<(u32, Arc<Vec<u8>>)>,
-    /// Pieces being read, and the blocks waiting for them.
-    reading: HashMap<u32, Vec<(ConnId, BlockRef)>>,
-}
 
 impl UploadCache {
     fn get(&self, piece: u32) -> Option<Arc<Vec<u8>>> {

@@ -1,7 +1,8 @@
 //! [`Swarm`]: the state machine tying picker, choker, peers and bans together.
 //!
-//! This file holds the state, the connection lifecycle, message dispatch
-//! and the timer; each job has its own module beside it:
+//! This file holds the state, the connection lifecycle (twin connections
+//! included), message dispatch and the timer; each job has its own module
+//! beside it:
 //! - `requests`: what to ask each peer for, and arriving blocks;
 //! - `interest`: what peers have and whether we want it;
 //! - `uploads`: serving requests, and the choker;
