@@ -423,7 +423,7 @@ mod tests {
     fn a_detached_message_is_the_decoded_one() {
         let block = BlockRef {
             piece: 3,
-            offset: 16384,
+            offset: swarm::picker::BLOCK,
             length: 100,
         };
         let messages = [

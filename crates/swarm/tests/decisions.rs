@@ -152,7 +152,8 @@ fn serve(swarm: &mut Swarm, key: PeerKey, now: Instant, pieces: usize) -> Vec<u3
 #[test]
 fn blocks_wait_while_32_mib_of_pieces_wait_for_their_hash_check() {
     let now = Instant::now();
-    let mut leech = swarm(id(b'a'), Bitfield::new(3), 3, 16 * 1024 * 1024, now);
+    let piece_length = 1024 * u64::from(BLOCK); // 16 MiB
+    let mut leech = swarm(id(b'a'), Bitfield::new(3), 3, piece_length, now);
     let key = leech
         .handle_peer_connected(now, addr(6881), true, caps(id(b'b')))
         .unwrap();
