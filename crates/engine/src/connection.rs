@@ -1,6 +1,9 @@
 //! One peer connection on tokio: the handshake, then a reader task that
-//! frames messages with the `wire` codec and a writer task that sends what
-//! the session queues. Neither decides anything; the session's `Swarm` does.
+//! frames and decodes messages with the `wire` codec (once: the session
+//! gets them decoded) and a writer task that sends what the session
+//! queues. Neither decides anything; the session's `Swarm` does. Both work
+//! on TCP halves; another transport (uTP, say) would hand them its own
+//! halves and report the same `ConnEvent`s.
 //!
 //! Hostile peers are expected: every length is checked by the codec before
 //! it is buffered, the handshake and every read are bounded in time, and a
@@ -10,12 +13,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarm::Block;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use wire::{DecodeLimits, Decoded, Handshake, Message, Reserved, HANDSHAKE_LEN};
+use wire::{
+    BlockRef, DecodeLimits, Decoded, Handshake, Message, Reserved, WireError, HANDSHAKE_LEN,
+};
 
 use crate::rate_limit::RateLimiter;
 
@@ -23,18 +27,64 @@ use crate::rate_limit::RateLimiter;
 /// gives it a `PeerKey`.
 pub(crate) type ConnId = u64;
 
+/// Why a connection could not be set up, sorted by who is at fault. None
+/// of them stops a torrent: the peer is tried again later, or not at all.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The network: unreachable, refused, reset.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection timed out")]
+    ConnectTimeout,
+    /// The peer: too slow, not BitTorrent, or for another torrent.
+    #[error("no handshake in time")]
+    HandshakeTimeout,
+    #[error("closed during the handshake")]
+    ClosedInHandshake,
+    #[error("{0}")]
+    Handshake(#[from] WireError),
+    #[error("short handshake")]
+    ShortHandshake,
+    #[error("the peer answered for another torrent")]
+    WrongTorrent,
+    #[error("unknown info-hash")]
+    UnknownTorrent,
+    /// Us: we dialled our own listening port, or the torrent just stopped.
+    #[error("connected to ourselves")]
+    Ourselves,
+    #[error("torrent stopped")]
+    TorrentStopped,
+}
+
+/// Why an established connection ended, by who ended it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CloseReason {
+    /// The peer: it hung up, went quiet, or broke the wire protocol.
+    #[error("closed by the peer")]
+    ClosedByPeer,
+    #[error("nothing received for {} s", .0.as_secs())]
+    Idle(Duration),
+    #[error("protocol error: {0}")]
+    Protocol(WireError),
+    /// The network.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Us: the session ended.
+    #[error("the session ended")]
+    SessionEnded,
+}
+
 /// What a connection tells its session.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
-    /// A complete non-piece message, as its wire bytes (decoded again by
-    /// the session, so it can borrow).
-    Frame {
+    /// A complete non-piece message, decoded once by the reader.
+    Message {
         conn: ConnId,
-        frame: Vec<u8>,
+        message: Received,
     },
     Block {
         conn: ConnId,
-        block: Block,
+        block: BlockRef,
         data: Vec<u8>,
     },
     /// Piece messages we queued have been written to the socket.
@@ -45,8 +95,88 @@ pub(crate) enum ConnEvent {
     },
     Closed {
         conn: ConnId,
-        reason: String,
+        reason: CloseReason,
     },
+}
+
+/// A decoded message detached from the read buffer it borrowed from: its
+/// fixed fields, and its variable part (bitfield, extension payload,
+/// hashes) copied into `payload`, which stays empty, unallocated, for
+/// the common fixed-size messages (have, request, cancel, choke...).
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The message with its variable part left empty.
+    fixed: Message<'static>,
+    payload: Vec<u8>,
+}
+
+impl Received {
+    fn detach(message: Message<'_>) -> Received {
+        let (fixed, payload) = match message {
+            Message::KeepAlive => (Message::KeepAlive, &[][..]),
+            Message::Choke => (Message::Choke, &[][..]),
+            Message::Unchoke => (Message::Unchoke, &[][..]),
+            Message::Interested => (Message::Interested, &[][..]),
+            Message::NotInterested => (Message::NotInterested, &[][..]),
+            Message::Have { piece } => (Message::Have { piece }, &[][..]),
+            Message::Bitfield(bits) => (Message::Bitfield(&[]), bits),
+            Message::Request(block) => (Message::Request(block), &[][..]),
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => (
+                Message::Piece {
+                    piece,
+                    offset,
+                    data: &[],
+                },
+                data,
+            ),
+            Message::Cancel(block) => (Message::Cancel(block), &[][..]),
+            Message::Port(port) => (Message::Port(port), &[][..]),
+            Message::Suggest { piece } => (Message::Suggest { piece }, &[][..]),
+            Message::HaveAll => (Message::HaveAll, &[][..]),
+            Message::HaveNone => (Message::HaveNone, &[][..]),
+            Message::Reject(block) => (Message::Reject(block), &[][..]),
+            Message::AllowedFast { piece } => (Message::AllowedFast { piece }, &[][..]),
+            Message::Extended { id, payload } => (Message::Extended { id, payload: &[] }, payload),
+            Message::HashRequest(request) => (Message::HashRequest(request), &[][..]),
+            Message::Hashes { request, hashes } => (
+                Message::Hashes {
+                    request,
+                    hashes: &[],
+                },
+                hashes,
+            ),
+            Message::HashReject(request) => (Message::HashReject(request), &[][..]),
+            Message::Unknown { id, payload } => (Message::Unknown { id, payload: &[] }, payload),
+        };
+        Received {
+            fixed,
+            payload: payload.to_vec(),
+        }
+    }
+
+    /// The message as it was decoded.
+    pub(crate) fn message(&self) -> Message<'_> {
+        let payload = &self.payload[..];
+        match self.fixed {
+            Message::Bitfield(_) => Message::Bitfield(payload),
+            Message::Piece { piece, offset, .. } => Message::Piece {
+                piece,
+                offset,
+                data: payload,
+            },
+            Message::Extended { id, .. } => Message::Extended { id, payload },
+            Message::Hashes { request, .. } => Message::Hashes {
+                request,
+                hashes: payload,
+            },
+            Message::Unknown { id, .. } => Message::Unknown { id, payload },
+            fixed => fixed,
+        }
+    }
 }
 
 /// What the session asks a connection's writer to send.
@@ -55,7 +185,7 @@ pub(crate) enum WriterCmd {
     /// An encoded control message.
     Bytes(Vec<u8>),
     /// A block of piece data.
-    Block { block: Block, data: Vec<u8> },
+    Block { block: BlockRef, data: Vec<u8> },
 }
 
 /// What a connection needs from its session and engine.
@@ -80,43 +210,34 @@ pub(crate) fn our_reserved() -> Reserved {
 pub(crate) async fn read_handshake(
     stream: &mut TcpStream,
     timeout: Duration,
-) -> Result<Handshake, String> {
+) -> Result<Handshake, ConnectError> {
     let mut buf = [0u8; HANDSHAKE_LEN];
     let mut filled = 0;
     let read = async {
         while filled < HANDSHAKE_LEN {
-            let n = stream
-                .read(&mut buf[filled..])
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf[filled..]).await?;
             if n == 0 {
-                return Err("closed during the handshake".to_owned());
+                return Err(ConnectError::ClosedInHandshake);
             }
             filled += n;
             // Refuse a non-BitTorrent peer as soon as its bytes disagree.
-            if let Err(e) = Handshake::decode(&buf[..filled]) {
-                return Err(e.to_string());
-            }
+            Handshake::decode(&buf[..filled])?;
         }
-        match Handshake::decode(&buf) {
-            Ok(Decoded::Complete { message, .. }) => Ok(message),
-            Ok(Decoded::NeedMore { .. }) => Err("short handshake".to_owned()),
-            Err(e) => Err(e.to_string()),
+        match Handshake::decode(&buf)? {
+            Decoded::Complete { message, .. } => Ok(message),
+            Decoded::NeedMore { .. } => Err(ConnectError::ShortHandshake),
         }
     };
     tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| "no handshake in time".to_owned())?
+        .map_err(|_| ConnectError::HandshakeTimeout)?
 }
 
 pub(crate) async fn write_handshake(
     stream: &mut TcpStream,
     handshake: &Handshake,
-) -> Result<(), String> {
-    stream
-        .write_all(&handshake.encode())
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<(), ConnectError> {
+    Ok(stream.write_all(&handshake.encode()).await?)
 }
 
 /// Dials `addr` and exchanges handshakes for `info_hash`.
@@ -124,20 +245,19 @@ pub(crate) async fn dial(
     addr: SocketAddr,
     ours: &Handshake,
     timeout: Duration,
-) -> Result<(TcpStream, Handshake), String> {
+) -> Result<(TcpStream, Handshake), ConnectError> {
     let connect = TcpStream::connect(addr);
     let mut stream = tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|_| "connection timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| ConnectError::ConnectTimeout)??;
     let _ = stream.set_nodelay(true);
     write_handshake(&mut stream, ours).await?;
     let theirs = read_handshake(&mut stream, timeout).await?;
     if theirs.info_hash != ours.info_hash {
-        return Err("the peer answered for another torrent".to_owned());
+        return Err(ConnectError::WrongTorrent);
     }
     if theirs.peer_id == ours.peer_id {
-        return Err("connected to ourselves".to_owned());
+        return Err(ConnectError::Ourselves);
     }
     Ok((stream, theirs))
 }
@@ -177,7 +297,7 @@ pub(crate) fn start(
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Frames messages until the connection ends; returns why it ended.
-async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> String {
+async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> CloseReason {
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut start = 0usize;
     loop {
@@ -185,7 +305,6 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
         loop {
             match wire::decode(&buf[start..], &ctx.limits) {
                 Ok(Decoded::Complete { message, consumed }) => {
-                    let frame = &buf[start..start + consumed];
                     let event = match message {
                         Message::Piece {
                             piece,
@@ -193,28 +312,28 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
                             data,
                         } => ConnEvent::Block {
                             conn,
-                            block: Block {
+                            block: BlockRef {
                                 piece,
                                 offset,
                                 length: data.len() as u32,
                             },
                             data: data.to_vec(),
                         },
-                        _ => ConnEvent::Frame {
+                        message => ConnEvent::Message {
                             conn,
-                            frame: frame.to_vec(),
+                            message: Received::detach(message),
                         },
                     };
                     start += consumed;
                     if ctx.events.send(event).await.is_err() {
-                        return "the session ended".to_owned();
+                        return CloseReason::SessionEnded;
                     }
                 }
                 // The codec checked any length prefix against the limits
                 // before asking for more, so the buffer stays bounded by the
                 // largest allowed message plus one read.
                 Ok(Decoded::NeedMore { .. }) => break,
-                Err(e) => return format!("protocol error: {e}"),
+                Err(e) => return CloseReason::Protocol(e),
             }
         }
         if start > 0 {
@@ -227,10 +346,10 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
         let n = match read {
             Err(_) => {
                 buf.truncate(filled);
-                return format!("nothing received for {} s", ctx.idle_timeout.as_secs());
+                return CloseReason::Idle(ctx.idle_timeout);
             }
-            Ok(Err(e)) => return e.to_string(),
-            Ok(Ok(0)) => return "closed by the peer".to_owned(),
+            Ok(Err(e)) => return CloseReason::Io(e),
+            Ok(Ok(0)) => return CloseReason::ClosedByPeer,
             Ok(Ok(n)) => n,
         };
         buf.truncate(filled + n);
@@ -247,16 +366,13 @@ async fn write_loop(
     conn: ConnId,
     mut commands: mpsc::UnboundedReceiver<WriterCmd>,
     ctx: &ConnContext,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     let mut socket = tokio::io::BufWriter::with_capacity(WRITE_BATCH, socket);
     loop {
         let command = match tokio::time::timeout(ctx.keepalive_interval, commands.recv()).await {
             Err(_) => {
-                socket
-                    .write_all(&[0, 0, 0, 0])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                socket.flush().await.map_err(|e| e.to_string())?;
+                socket.write_all(&[0, 0, 0, 0]).await?;
+                socket.flush().await?;
                 continue;
             }
             Ok(None) => {
@@ -271,14 +387,12 @@ async fn write_loop(
         let mut next = Some(command);
         while let Some(command) = next.take() {
             match command {
-                WriterCmd::Bytes(bytes) => {
-                    socket.write_all(&bytes).await.map_err(|e| e.to_string())?
-                }
+                WriterCmd::Bytes(bytes) => socket.write_all(&bytes).await?,
                 WriterCmd::Block { block, data } => {
                     ctx.upload_limit.acquire(data.len() as u64).await;
                     let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
-                    socket.write_all(&header).await.map_err(|e| e.to_string())?;
-                    socket.write_all(&data).await.map_err(|e| e.to_string())?;
+                    socket.write_all(&header).await?;
+                    socket.write_all(&data).await?;
                     sent_blocks += 1;
                     sent_bytes += data.len() as u64;
                 }
@@ -287,7 +401,7 @@ async fn write_loop(
                 next = commands.try_recv().ok();
             }
         }
-        socket.flush().await.map_err(|e| e.to_string())?;
+        socket.flush().await?;
         let sent = ConnEvent::BlockSent {
             conn,
             blocks: sent_blocks,
@@ -295,6 +409,49 @@ async fn write_loop(
         };
         if sent_blocks > 0 && ctx.events.send(sent).await.is_err() {
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The session sees the message the reader decoded, variable parts
+    /// included, however the read buffer is reused afterwards.
+    #[test]
+    fn a_detached_message_is_the_decoded_one() {
+        let block = BlockRef {
+            piece: 3,
+            offset: swarm::picker::BLOCK,
+            length: 100,
+        };
+        let messages = [
+            Message::Have { piece: 7 },
+            Message::Request(block),
+            Message::Bitfield(&[0b1010_0000, 0x0f]),
+            Message::Extended {
+                id: 2,
+                payload: b"d1:xi1ee",
+            },
+            Message::Unknown {
+                id: 99,
+                payload: b"?",
+            },
+            Message::KeepAlive,
+        ];
+        for message in messages {
+            let mut encoded = message.encode();
+            let limits = DecodeLimits::for_pieces(16);
+            let Ok(Decoded::Complete {
+                message: decoded, ..
+            }) = wire::decode(&encoded, &limits)
+            else {
+                panic!("{message:?} does not decode");
+            };
+            let received = Received::detach(decoded);
+            encoded.fill(0);
+            assert_eq!(received.message(), message);
         }
     }
 }

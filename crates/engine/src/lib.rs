@@ -229,12 +229,12 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         let (store, loaded) = opened;
-        let mut have = Bitfield::new(u32::try_from(torrent.piece_count()).unwrap_or(u32::MAX));
-        for piece in 0..have.len() {
-            if loaded.state.is_verified(piece) {
-                have.set(piece);
-            }
-        }
+        // The resume file keeps its pieces in the wire's bitfield layout
+        // (checked against the piece count when loaded): taken whole.
+        let piece_count = u32::try_from(torrent.piece_count()).unwrap_or(u32::MAX);
+        let have = Bitfield::from_bytes(loaded.state.bitfield(), piece_count).ok_or_else(|| {
+            EngineError::Internal("saved progress does not match the piece count".into())
+        })?;
         if let Some(warning) = loaded.warning {
             tracing::warn!("{warning}");
         }
@@ -341,6 +341,7 @@ impl Engine {
             have,
             self.shared.settings.swarm.clone(),
             rand::random(),
+            self.shared.peer_id,
             now,
         );
         // The first web seed shoal can use is the origin (BEP 19).
@@ -429,15 +430,17 @@ async fn answer_handshake(
     mut stream: TcpStream,
     addr: SocketAddr,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), connection::ConnectError> {
     let theirs = connection::read_handshake(&mut stream, shared.settings.connect_timeout).await?;
     let (internal, ours) = {
         let routes = shared.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        let route = routes.get(&theirs.info_hash).ok_or("unknown info-hash")?;
+        let route = routes
+            .get(&theirs.info_hash)
+            .ok_or(connection::ConnectError::UnknownTorrent)?;
         (route.internal.clone(), route.handshake)
     };
     if theirs.peer_id == ours.peer_id {
-        return Err("connected to ourselves".into());
+        return Err(connection::ConnectError::Ourselves);
     }
     connection::write_handshake(&mut stream, &ours).await?;
     internal
@@ -447,5 +450,5 @@ async fn answer_handshake(
             handshake: theirs,
         })
         .await
-        .map_err(|_| "torrent stopped".to_owned())
+        .map_err(|_| connection::ConnectError::TorrentStopped)
 }

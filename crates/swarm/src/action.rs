@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::picker::Block;
 use crate::PeerKey;
+use wire::{BlockRef, Message};
 
 /// A message for a peer. The driver encodes it with the `wire` codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +16,31 @@ pub enum Outgoing {
     Bitfield(Vec<u8>),
     HaveAll,
     HaveNone,
-    Request(Block),
-    Cancel(Block),
+    Request(BlockRef),
+    Cancel(BlockRef),
     /// BEP 6: we will not serve this request.
-    Reject(Block),
+    Reject(BlockRef),
+}
+
+impl Outgoing {
+    /// The wire message this is: the one mapping from the swarm's words to
+    /// the codec's, used by the engine to encode and by the simulation to
+    /// deliver.
+    pub fn to_message(&self) -> Message<'_> {
+        match self {
+            Outgoing::Choke => Message::Choke,
+            Outgoing::Unchoke => Message::Unchoke,
+            Outgoing::Interested => Message::Interested,
+            Outgoing::NotInterested => Message::NotInterested,
+            Outgoing::Have(piece) => Message::Have { piece: *piece },
+            Outgoing::Bitfield(bytes) => Message::Bitfield(bytes),
+            Outgoing::HaveAll => Message::HaveAll,
+            Outgoing::HaveNone => Message::HaveNone,
+            Outgoing::Request(block) => Message::Request(*block),
+            Outgoing::Cancel(block) => Message::Cancel(*block),
+            Outgoing::Reject(block) => Message::Reject(*block),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +67,7 @@ pub enum Action {
         piece: u32,
         offset: u32,
         length: u32,
-        blocks: Vec<Block>,
+        blocks: Vec<BlockRef>,
     },
     /// The origin will not be used any more; the text says why.
     OriginUnusable(String),
@@ -61,7 +82,8 @@ pub enum DisconnectReason {
     Banned,
     /// Neither side needs anything from the other (both complete).
     NotUseful,
-    /// Already connected to this address.
+    /// Already connected to this address, or to this peer by another
+    /// connection (see `Swarm::handle_peer_connected` on twins).
     Duplicate,
     /// We are at our connection limit (our choice, not the peer's fault).
     TooManyPeers,

@@ -22,7 +22,6 @@ mod swarm;
 pub use action::{Action, DisconnectReason, Outgoing};
 pub use bitfield::Bitfield;
 pub use peer::PeerCaps;
-pub use picker::Block;
 pub use settings::SwarmSettings;
 pub use swarm::{origin_share_id, ProtocolViolation, Swarm, SwarmStats, ORIGIN};
 

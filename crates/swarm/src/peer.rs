@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::bitfield::Bitfield;
-use crate::picker::Block;
 use crate::rate::RateMeter;
+use wire::BlockRef;
 
 /// What the handshake told us about a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub struct PeerCaps {
     pub fast: bool,
     /// BEP 10: extension protocol.
     pub extended: bool,
+    /// The peer id it gave: two connections with the same one are twins.
+    pub peer_id: [u8; 20],
     /// For a peer that shares out origin fetches by the same rule as we do
     /// (a shoal agent): its [`origin_share_id`](crate::origin_share_id).
     pub origin_share_id: Option<u64>,
@@ -27,6 +29,8 @@ const RECENTLY_CANCELLED: usize = 1024;
 pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub caps: PeerCaps,
+    /// We dialled it (else it dialled us).
+    pub outgoing: bool,
     pub pieces: Bitfield,
     /// Pieces the peer has that we lack: interest without a scan.
     pub wanted: u32,
@@ -35,10 +39,12 @@ pub(crate) struct Peer {
     pub peer_choking: bool,
     pub peer_interested: bool,
     /// Our requests to the peer, oldest first, with when they were sent.
-    pub requests: Vec<(Block, Instant)>,
-    pub recently_cancelled: VecDeque<Block>,
+    pub requests: Vec<(BlockRef, Instant)>,
+    pub recently_cancelled: VecDeque<BlockRef>,
     /// The peer's requests to us, waiting to be served.
-    pub upload_queue: VecDeque<Block>,
+    pub upload_queue: VecDeque<BlockRef>,
+    /// Blocks handed to the driver by `next_upload` and not yet sent.
+    pub uploads_in_flight: usize,
     pub download: RateMeter,
     pub upload: RateMeter,
     /// When a block last arrived (or when requests started, if none yet).
@@ -56,10 +62,17 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(addr: SocketAddr, caps: PeerCaps, piece_count: u32, now: Instant) -> Peer {
+    pub fn new(
+        addr: SocketAddr,
+        caps: PeerCaps,
+        outgoing: bool,
+        piece_count: u32,
+        now: Instant,
+    ) -> Peer {
         Peer {
             addr,
             caps,
+            outgoing,
             pieces: Bitfield::new(piece_count),
             wanted: 0,
             am_choking: true,
@@ -69,6 +82,7 @@ impl Peer {
             requests: Vec::new(),
             recently_cancelled: VecDeque::new(),
             upload_queue: VecDeque::new(),
+            uploads_in_flight: 0,
             download: RateMeter::new(now),
             upload: RateMeter::new(now),
             last_progress: now,
@@ -81,7 +95,7 @@ impl Peer {
         }
     }
 
-    pub fn remember_cancelled(&mut self, block: Block) {
+    pub fn remember_cancelled(&mut self, block: BlockRef) {
         if self.recently_cancelled.len() == RECENTLY_CANCELLED {
             self.recently_cancelled.pop_front();
         }
@@ -89,7 +103,7 @@ impl Peer {
     }
 
     /// Removes `block` from our requests; returns when it was sent.
-    pub fn take_request(&mut self, block: Block) -> Option<Instant> {
+    pub fn take_request(&mut self, block: BlockRef) -> Option<Instant> {
         let at = self.requests.iter().position(|(b, _)| *b == block)?;
         Some(self.requests.remove(at).1)
     }

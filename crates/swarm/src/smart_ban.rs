@@ -14,8 +14,16 @@ const MAX_RECORDS_PER_PIECE: usize = 4;
 /// Pieces with failed copies kept, at most.
 const MAX_PIECES: usize = 256;
 
+/// Who sent a block, as blame records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    Peer(SocketAddr),
+    /// The publisher's web server: struck, it is dropped, never banned.
+    Origin,
+}
+
 /// One failed copy of a piece: each block's sender and hash.
-type FailedCopy = Vec<(SocketAddr, [u8; 32])>;
+type FailedCopy = Vec<(Sender, [u8; 32])>;
 
 #[derive(Debug, Default)]
 pub(crate) struct SmartBan {
@@ -25,11 +33,7 @@ pub(crate) struct SmartBan {
 impl SmartBan {
     /// A copy of `piece` failed. Returns the sender to strike now if one
     /// peer sent every block.
-    pub fn failed(
-        &mut self,
-        piece: u32,
-        blocks: Vec<(SocketAddr, [u8; 32])>,
-    ) -> Option<SocketAddr> {
+    pub fn failed(&mut self, piece: u32, blocks: Vec<(Sender, [u8; 32])>) -> Option<Sender> {
         let first = blocks.first()?.0;
         if blocks.iter().all(|(sender, _)| *sender == first) {
             return Some(first);
@@ -47,7 +51,7 @@ impl SmartBan {
 
     /// `piece` passed with these block hashes: returns, once each, the
     /// senders of earlier failed copies whose blocks differ.
-    pub fn passed(&mut self, piece: u32, good: &[[u8; 32]]) -> Vec<SocketAddr> {
+    pub fn passed(&mut self, piece: u32, good: &[[u8; 32]]) -> Vec<Sender> {
         let mut liars = Vec::new();
         for record in self.failed.remove(&piece).unwrap_or_default() {
             for ((sender, hash), good_hash) in record.iter().zip(good) {
@@ -64,8 +68,8 @@ impl SmartBan {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> Sender {
+        Sender::Peer(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     #[test]

@@ -20,21 +20,16 @@
 //! has every piece but is not counted in availability; its data is checked
 //! like anyone's, and an origin whose pieces fail is struck and dropped.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Swarm;
 use crate::action::Action;
-use crate::picker::Block;
 use crate::rate::RateMeter;
 use crate::PeerKey;
+use wire::BlockRef;
 
 /// The picker's name for the origin.
 pub const ORIGIN: PeerKey = PeerKey(u32::MAX);
-
-/// Stands for the origin in blame records (no peer has this address).
-pub(crate) const ORIGIN_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// With peers but no block from any of them for this long, the origin
 /// may supply anything.
@@ -51,7 +46,7 @@ const COOL_DOWN: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(super) struct Origin {
     /// Blocks asked of the origin and not yet arrived.
-    requests: Vec<Block>,
+    requests: Vec<BlockRef>,
     usable: bool,
     not_before: Option<Instant>,
     pub download: RateMeter,
@@ -108,7 +103,7 @@ impl Swarm {
     }
 
     /// A block arrived from the origin. Returns whether to store it.
-    pub fn handle_origin_block(&mut self, now: Instant, block: Block) -> bool {
+    pub fn handle_origin_block(&mut self, now: Instant, block: BlockRef) -> bool {
         let Some(origin) = self.origin.as_mut() else {
             return false;
         };
@@ -119,7 +114,7 @@ impl Swarm {
         origin.download.record(now, u64::from(block.length));
         let arrival = self.picker.on_block(ORIGIN, block);
         if arrival.piece_complete {
-            self.actions.push_back(Action::Verify(block.piece));
+            self.verify(block.piece);
         }
         self.plan_origin(now);
         arrival.accepted
@@ -131,7 +126,7 @@ impl Swarm {
     pub fn handle_origin_failed(
         &mut self,
         now: Instant,
-        blocks: &[Block],
+        blocks: &[BlockRef],
         permanent: bool,
         reason: &str,
     ) {

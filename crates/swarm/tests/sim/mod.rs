@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use meta::layout::Layout;
 use meta::path::SafePath;
 use meta::{FileEntry, InfoHashes, SignatureStatus, Torrent};
-use swarm::{Action, Bitfield, Block, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
-use wire::{BlockRef, Message};
+use swarm::{Action, Bitfield, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
+use wire::BlockRef;
 
 /// Bytes a message costs on the wire besides block data.
 const HEADER_BYTES: u64 = 17;
@@ -98,11 +98,11 @@ enum SimMessage {
     Control(Outgoing),
     /// A block from the origin.
     OriginBlock {
-        block: Block,
+        block: BlockRef,
     },
     /// Block data and whether it is genuine.
     Block {
-        block: Block,
+        block: BlockRef,
         honest: bool,
         from: usize,
     },
@@ -306,7 +306,15 @@ impl Simulation {
         let now = self.instant();
         let seed = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (node as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let mut swarm = Swarm::new(self.layout.clone(), have, self.settings.clone(), seed, now);
+        let peer_id = self.peer_id(node);
+        let mut swarm = Swarm::new(
+            self.layout.clone(),
+            have,
+            self.settings.clone(),
+            seed,
+            peer_id,
+            now,
+        );
         if self.origin_node().is_some() {
             swarm.set_origin(now, &self.peer_id(node));
         }
@@ -350,6 +358,7 @@ impl Simulation {
         let caps_of = |node: usize| PeerCaps {
             fast: true,
             extended: false,
+            peer_id: self.peer_id(node),
             origin_share_id: Some(swarm::origin_share_id(&self.peer_id(node))),
         };
         let (from_caps, to_caps) = (caps_of(from), caps_of(to));
@@ -522,10 +531,12 @@ impl Simulation {
             n.uploaded += u64::from(block.length);
             *n.piece_uploads.entry(block.piece).or_default() += 1;
             let now = self.t0 + sent_at;
-            n.swarm
-                .as_mut()
-                .unwrap()
-                .handle_block_sent(now, queued.key, u64::from(block.length));
+            n.swarm.as_mut().unwrap().handle_block_sent(
+                now,
+                queued.key,
+                1,
+                u64::from(block.length),
+            );
         }
         if let SimMessage::OriginBlock { block } = &queued.message {
             n.uploaded += u64::from(block.length);
@@ -617,36 +628,7 @@ impl Simulation {
             }
             SimMessage::Control(out) => {
                 let swarm = self.nodes[to].swarm.as_mut().unwrap();
-                let block_ref = |b: Block| BlockRef {
-                    piece: b.piece,
-                    offset: b.offset,
-                    length: b.length,
-                };
-                let result = match out {
-                    Outgoing::Choke => swarm.handle_message(now, key, &Message::Choke),
-                    Outgoing::Unchoke => swarm.handle_message(now, key, &Message::Unchoke),
-                    Outgoing::Interested => swarm.handle_message(now, key, &Message::Interested),
-                    Outgoing::NotInterested => {
-                        swarm.handle_message(now, key, &Message::NotInterested)
-                    }
-                    Outgoing::Have(piece) => {
-                        swarm.handle_message(now, key, &Message::Have { piece })
-                    }
-                    Outgoing::Bitfield(bytes) => {
-                        swarm.handle_message(now, key, &Message::Bitfield(&bytes))
-                    }
-                    Outgoing::HaveAll => swarm.handle_message(now, key, &Message::HaveAll),
-                    Outgoing::HaveNone => swarm.handle_message(now, key, &Message::HaveNone),
-                    Outgoing::Request(b) => {
-                        swarm.handle_message(now, key, &Message::Request(block_ref(b)))
-                    }
-                    Outgoing::Cancel(b) => {
-                        swarm.handle_message(now, key, &Message::Cancel(block_ref(b)))
-                    }
-                    Outgoing::Reject(b) => {
-                        swarm.handle_message(now, key, &Message::Reject(block_ref(b)))
-                    }
-                };
+                let result = swarm.handle_message(now, key, &out.to_message());
                 result.expect("simulated peers follow the protocol");
             }
         }

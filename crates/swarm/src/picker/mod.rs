@@ -11,9 +11,10 @@
 //!    request for a block in flight elsewhere (the first copy to arrive
 //!    wins; the caller cancels the other).
 //!
-//! Rarity is kept sorted incrementally, as libtorrent does: `order` holds
-//! the pieces sorted by availability and `bucket_start[a]` is where pieces
-//! of availability `a` begin, so a have message moves one piece one slot.
+//! Rarity is kept sorted incrementally (`availability`); the tests are in
+//! `tests`.
+
+mod availability;
 
 use std::collections::BTreeMap;
 
@@ -22,20 +23,17 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use wire::BlockRef;
+
 use crate::bitfield::Bitfield;
 use crate::PeerKey;
 
-const BLOCK: u32 = 16 * 1024;
+/// The block size every request uses (BEP 3's customary 16 KiB, which BEP 52
+/// fixes as the merkle leaf): `meta::merkle::BLOCK_SIZE`, as the `u32` of
+/// wire offsets.
+pub const BLOCK: u32 = meta::merkle::BLOCK_SIZE as u32;
 /// Most requests in flight for one block during endgame.
 const MAX_REQUESTERS: usize = 2;
-
-/// A block of a piece: what goes in a request message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Block {
-    pub piece: u32,
-    pub offset: u32,
-    pub length: u32,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BlockState {
@@ -120,62 +118,14 @@ impl PiecePicker {
         &self.layout
     }
 
-    pub fn availability(&self, piece: u32) -> u32 {
-        self.availability[piece as usize]
-    }
-
     /// True once no block is left that nobody was asked for.
     pub fn in_endgame(&self) -> bool {
         self.missing_blocks == 0
     }
 
-    fn swap(&mut self, a: u32, b: u32) {
-        let (pa, pb) = (self.order[a as usize], self.order[b as usize]);
-        self.order.swap(a as usize, b as usize);
-        self.position[pa as usize] = b;
-        self.position[pb as usize] = a;
-    }
-
-    /// One more connected peer has `piece`.
-    pub fn increment(&mut self, piece: u32) {
-        let a = self.availability[piece as usize] as usize;
-        if a + 2 >= self.bucket_start.len() {
-            self.bucket_start.push(self.order.len() as u32);
-        }
-        // Move to the end of bucket a, then shrink bucket a by one.
-        let last = self.bucket_start[a + 1] - 1;
-        self.swap(self.position[piece as usize], last);
-        self.bucket_start[a + 1] -= 1;
-        self.availability[piece as usize] += 1;
-    }
-
-    /// One fewer connected peer has `piece`.
-    pub fn decrement(&mut self, piece: u32) {
-        let a = self.availability[piece as usize] as usize;
-        if a == 0 {
-            return;
-        }
-        let first = self.bucket_start[a];
-        self.swap(self.position[piece as usize], first);
-        self.bucket_start[a] += 1;
-        self.availability[piece as usize] -= 1;
-    }
-
-    pub fn add_peer_pieces(&mut self, pieces: &Bitfield) {
-        for piece in pieces.ones() {
-            self.increment(piece);
-        }
-    }
-
-    pub fn remove_peer_pieces(&mut self, pieces: &Bitfield) {
-        for piece in pieces.ones() {
-            self.decrement(piece);
-        }
-    }
-
-    fn block(&self, piece: u32, index: usize) -> Block {
+    fn block(&self, piece: u32, index: usize) -> BlockRef {
         let offset = index as u32 * BLOCK;
-        Block {
+        BlockRef {
             piece,
             offset,
             length: BLOCK.min(self.layout.piece_len(piece) - offset),
@@ -210,7 +160,7 @@ impl PiecePicker {
         peer_has: &Bitfield,
         count: usize,
         rng: &mut SmallRng,
-    ) -> Vec<Block> {
+    ) -> Vec<BlockRef> {
         let mut picked = Vec::new();
         if count == 0 {
             return picked;
@@ -262,7 +212,13 @@ impl PiecePicker {
         picked
     }
 
-    fn take_missing(&mut self, piece: u32, peer: PeerKey, count: usize, picked: &mut Vec<Block>) {
+    fn take_missing(
+        &mut self,
+        piece: u32,
+        peer: PeerKey,
+        count: usize,
+        picked: &mut Vec<BlockRef>,
+    ) {
         let Some(partial) = self.partial.get_mut(&piece) else {
             return;
         };
@@ -279,7 +235,7 @@ impl PiecePicker {
         peer: PeerKey,
         peer_has: &Bitfield,
         count: usize,
-        picked: &mut Vec<Block>,
+        picked: &mut Vec<BlockRef>,
     ) {
         let mut pieces: Vec<u32> = self
             .partial
@@ -339,7 +295,7 @@ impl PiecePicker {
     }
 
     /// A block arrived from `peer`.
-    pub fn on_block(&mut self, peer: PeerKey, block: Block) -> BlockArrival {
+    pub fn on_block(&mut self, peer: PeerKey, block: BlockRef) -> BlockArrival {
         let mut arrival = BlockArrival {
             accepted: false,
             also_requested_from: Vec::new(),
@@ -373,7 +329,7 @@ impl PiecePicker {
 
     /// `peer` will not send `block` after all (choked, rejected, timed out,
     /// cancelled or gone): someone else may be asked.
-    pub fn abort_request(&mut self, peer: PeerKey, block: Block) {
+    pub fn abort_request(&mut self, peer: PeerKey, block: BlockRef) {
         let index = (block.offset / BLOCK) as usize;
         let Some(partial) = self.partial.get_mut(&block.piece) else {
             return;
@@ -445,7 +401,7 @@ impl PiecePicker {
         any_piece: bool,
         mine: impl Fn(u32) -> bool,
         rng: &mut SmallRng,
-    ) -> Vec<Block> {
+    ) -> Vec<BlockRef> {
         let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
         let fresh = |p: &u32| !self.have.get(*p) && !self.partial.contains_key(p);
         let unheld: Vec<u32> = self.order[..end]
@@ -480,118 +436,4 @@ impl PiecePicker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn layout(pieces: u32) -> Layout {
-        use meta::{path::SafePath, FileEntry, InfoHashes, SignatureStatus, Torrent};
-        let piece_length = 32 * 1024;
-        let torrent = Torrent {
-            info_hashes: InfoHashes {
-                v1: Some([0; 20]),
-                v2: None,
-            },
-            name: "t".into(),
-            multi_file: false,
-            piece_length,
-            files: vec![FileEntry {
-                path: SafePath::new(vec!["t".into()]).unwrap(),
-                length: u64::from(pieces) * piece_length - 100,
-                offset: 0,
-                pad: false,
-                pieces_root: None,
-            }],
-            v1_piece_hashes: vec![[0; 20]; pieces as usize],
-            piece_layers: Default::default(),
-            trackers: vec![],
-            web_seeds: vec![],
-            creation_date: None,
-            created_by: None,
-            comment: None,
-            signature: SignatureStatus::Absent,
-            info_bytes: vec![],
-        };
-        Layout::new(&torrent)
-    }
-
-    /// The incremental availability order stays sorted and consistent
-    /// through any sequence of increments and decrements.
-    #[test]
-    fn availability_order_stays_sorted() {
-        let mut rng = SmallRng::seed_from_u64(9);
-        let mut picker = PiecePicker::new(layout(50), Bitfield::new(50), &mut rng);
-        let mut naive = [0u32; 50];
-        for _ in 0..20_000 {
-            let piece = rng.gen_range(0..50);
-            if rng.gen_bool(0.55) {
-                picker.increment(piece);
-                naive[piece as usize] += 1;
-            } else if naive[piece as usize] > 0 {
-                picker.decrement(piece);
-                naive[piece as usize] -= 1;
-            }
-        }
-        let order: Vec<u32> = picker
-            .order
-            .iter()
-            .map(|&p| picker.availability(p))
-            .collect();
-        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
-        for piece in 0..50u32 {
-            assert_eq!(picker.availability(piece), naive[piece as usize]);
-            assert_eq!(
-                picker.order[picker.position[piece as usize] as usize],
-                piece
-            );
-        }
-    }
-
-    #[test]
-    fn rarest_piece_first_and_whole_pieces_per_peer() {
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut picker = PiecePicker::new(layout(4), Bitfield::new(4), &mut rng);
-        let everything = Bitfield::full(4);
-        picker.add_peer_pieces(&everything);
-        let mut common = Bitfield::new(4);
-        for p in [0, 1, 3] {
-            common.set(p);
-        }
-        picker.add_peer_pieces(&common);
-        // Piece 2 is held by one peer only: it comes first.
-        let picked = picker.pick(PeerKey(1), &everything, 2, &mut rng);
-        assert_eq!(
-            picked.iter().map(|b| b.piece).collect::<Vec<_>>(),
-            vec![2, 2]
-        );
-        // The same peer continues its own piece before starting another.
-        picker.abort_request(PeerKey(1), picked[1]);
-        let again = picker.pick(PeerKey(1), &everything, 1, &mut rng);
-        assert_eq!(again[0].piece, 2);
-        assert_eq!(again[0].offset, 16 * 1024);
-    }
-
-    #[test]
-    fn endgame_asks_a_second_peer_and_the_first_copy_wins() {
-        let mut rng = SmallRng::seed_from_u64(2);
-        let mut picker = PiecePicker::new(layout(1), Bitfield::new(1), &mut rng);
-        let all = Bitfield::full(1);
-        picker.add_peer_pieces(&all);
-        picker.add_peer_pieces(&all);
-        let first = picker.pick(PeerKey(1), &all, 10, &mut rng);
-        assert_eq!(first.len(), 2);
-        assert!(picker.in_endgame());
-        let second = picker.pick(PeerKey(2), &all, 10, &mut rng);
-        assert_eq!(second, first, "endgame duplicates the blocks in flight");
-        let arrival = picker.on_block(PeerKey(2), first[0]);
-        assert!(arrival.accepted);
-        assert_eq!(arrival.also_requested_from, vec![PeerKey(1)]);
-        assert!(
-            !picker.on_block(PeerKey(1), first[0]).accepted,
-            "a late copy is not stored"
-        );
-        let last = picker.on_block(PeerKey(1), first[1]);
-        assert!(last.accepted && last.piece_complete);
-        assert_eq!(picker.senders(0), vec![PeerKey(2), PeerKey(1)]);
-    }
-}
+mod tests;

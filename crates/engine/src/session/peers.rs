@@ -1,0 +1,120 @@
+//! The connection table: dialling, registering handshaken connections with
+//! the swarm, routing their events to it, and closing them. Which
+//! connections to keep is the swarm's decision; this module only holds the
+//! sockets' queues.
+
+use std::net::SocketAddr;
+
+use swarm::{PeerCaps, PeerKey};
+use tokio::net::TcpStream;
+use wire::Handshake;
+
+use crate::connection::{self, ConnEvent, WriterCmd};
+use crate::SHOAL_PEER_ID_PREFIX;
+
+use super::{Conn, Internal, Session};
+
+impl Session {
+    pub(super) fn conn_of(&self, key: PeerKey) -> Option<&Conn> {
+        self.keys.get(&key).and_then(|id| self.conns.get(id))
+    }
+
+    pub(super) fn dial(&self, addr: SocketAddr) {
+        let internal = self.internal_tx.clone();
+        let handshake = self.handshake;
+        let timeout = self.settings.connect_timeout;
+        tokio::spawn(async move {
+            let result = connection::dial(addr, &handshake, timeout).await;
+            let _ = internal.send(Internal::Dialed { addr, result }).await;
+        });
+    }
+
+    pub(super) fn send(&self, key: PeerKey, bytes: Vec<u8>) {
+        if let Some(conn) = self.conn_of(key) {
+            let _ = conn.writer.send(WriterCmd::Bytes(bytes));
+        }
+    }
+
+    pub(super) fn close(&mut self, key: PeerKey) {
+        if let Some(id) = self.keys.remove(&key) {
+            // Dropping the writer's queue ends the writer, which shuts the
+            // socket; the reader then ends too.
+            self.conns.remove(&id);
+        }
+        self.swarm.handle_peer_disconnected(self.now(), key);
+    }
+
+    pub(super) fn register(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        outgoing: bool,
+        theirs: &Handshake,
+    ) {
+        let caps = PeerCaps {
+            fast: theirs.reserved.fast(),
+            extended: theirs.reserved.extension_protocol(),
+            peer_id: theirs.peer_id,
+            origin_share_id: theirs
+                .peer_id
+                .starts_with(SHOAL_PEER_ID_PREFIX)
+                .then(|| swarm::origin_share_id(&theirs.peer_id)),
+        };
+        match self
+            .swarm
+            .handle_peer_connected(self.now(), addr, outgoing, caps)
+        {
+            Ok(key) => {
+                let id = self.next_conn;
+                self.next_conn += 1;
+                let _ = stream.set_nodelay(true);
+                let writer = connection::start(stream, id, self.conn_context.clone());
+                self.conns.insert(id, Conn { key, addr, writer });
+                self.keys.insert(key, id);
+            }
+            Err(reason) => tracing::debug!(%addr, ?reason, "refused peer"),
+        }
+    }
+
+    pub(super) fn on_conn_event(&mut self, event: ConnEvent) {
+        let now = self.now();
+        match event {
+            ConnEvent::Message { conn, message } => {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                    return;
+                };
+                if let Err(violation) = self.swarm.handle_message(now, key, &message.message()) {
+                    tracing::info!(%violation, "closing connection");
+                }
+            }
+            ConnEvent::Block { conn, block, data } => {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                    return;
+                };
+                match self.swarm.handle_block(now, key, block) {
+                    Ok(true) => self.buffer(block, &data),
+                    Ok(false) => {}
+                    Err(violation) => tracing::info!(%violation, "closing connection"),
+                }
+            }
+            ConnEvent::BlockSent {
+                conn,
+                blocks,
+                bytes,
+            } => {
+                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                    return;
+                };
+                self.swarm.handle_block_sent(now, key, blocks, bytes);
+                self.serve_uploads(key);
+            }
+            ConnEvent::Closed { conn, reason } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    tracing::debug!(peer = %c.addr, %reason, "connection closed");
+                    self.keys.remove(&c.key);
+                    self.swarm.handle_peer_disconnected(now, c.key);
+                }
+            }
+        }
+    }
+}
