@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::{os, Completion, Implementation, LeechSpec, SeedSpec, PEER_PORT};
+use super::spec::{os, Completion, Implementation, LeechSpec, SeedSpec, PEER_PORT};
 
 #[derive(Debug)]
 pub struct Libtorrent {

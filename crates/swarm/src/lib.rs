@@ -12,6 +12,7 @@ mod action;
 pub mod bitfield;
 mod book;
 pub mod choker;
+mod origin_share;
 mod peer;
 pub mod picker;
 pub mod rate;
@@ -21,11 +22,7 @@ mod swarm;
 
 pub use action::{Action, DisconnectReason, Outgoing};
 pub use bitfield::Bitfield;
-pub use peer::PeerCaps;
+pub use origin_share::origin_share_id;
+pub use peer::{PeerCaps, PeerKey, ORIGIN};
 pub use settings::SwarmSettings;
-pub use swarm::{origin_share_id, ProtocolViolation, Swarm, SwarmStats, ORIGIN};
-
-/// A connected peer, as the swarm and its driver call it. Never reused
-/// within one swarm, so a stale key cannot reach a newer connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerKey(pub u32);
+pub use swarm::{ProtocolViolation, Swarm, SwarmStats};

@@ -8,6 +8,14 @@ use crate::bitfield::Bitfield;
 use crate::rate::RateMeter;
 use wire::BlockRef;
 
+/// A connected peer, as the swarm and its driver call it. Never reused
+/// within one swarm, so a stale key cannot reach a newer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub u32);
+
+/// The picker's name for the origin.
+pub const ORIGIN: PeerKey = PeerKey(u32::MAX);
+
 /// What the handshake told us about a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerCaps {

@@ -6,8 +6,9 @@
 
 use std::time::Instant;
 
-use super::{Swarm, SwarmStats, ORIGIN};
+use super::{Swarm, SwarmStats};
 use crate::action::{Action, DisconnectReason};
+use crate::peer::ORIGIN;
 use crate::picker::BLOCK;
 use crate::smart_ban::Sender;
 use crate::PeerKey;

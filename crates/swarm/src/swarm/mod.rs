@@ -15,10 +15,9 @@ mod accounting;
 mod initial_seeding;
 mod interest;
 mod origin;
+mod origin_state;
 mod requests;
 mod uploads;
-
-pub use origin::{origin_share_id, ORIGIN};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -86,7 +85,7 @@ pub struct Swarm {
     next_optimistic: Instant,
     completed: bool,
     /// The publisher's web server, if the torrent names one.
-    origin: Option<origin::Origin>,
+    origin: Option<origin_state::Origin>,
     /// When a peer last sent us a block we asked for.
     last_peer_block: Option<Instant>,
     /// While initial seeding: to how many peers each piece was shown.

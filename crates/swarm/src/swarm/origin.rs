@@ -22,14 +22,13 @@
 
 use std::time::{Duration, Instant};
 
+use super::origin_state::Origin;
 use super::Swarm;
 use crate::action::Action;
+use crate::origin_share::{origin_share_id, origin_weight};
+use crate::peer::ORIGIN;
 use crate::rate::RateMeter;
-use crate::PeerKey;
 use wire::BlockRef;
-
-/// The picker's name for the origin.
-pub const ORIGIN: PeerKey = PeerKey(u32::MAX);
 
 /// With peers but no block from any of them for this long, the origin
 /// may supply anything.
@@ -42,36 +41,6 @@ const ALONE_PIECES: usize = 4;
 const FIRST_PEERS_GRACE: Duration = Duration::from_secs(2);
 /// After a fetch failed even with retries, leave the origin alone this long.
 const COOL_DOWN: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-pub(super) struct Origin {
-    /// Blocks asked of the origin and not yet arrived.
-    requests: Vec<BlockRef>,
-    usable: bool,
-    not_before: Option<Instant>,
-    pub download: RateMeter,
-    pub bytes: u64,
-    started: Instant,
-    /// Ours, for sharing out unheld pieces.
-    share_id: u64,
-}
-
-/// The share id of the agent whose BitTorrent peer id is `peer_id`: every
-/// agent must derive it the same way (FNV-1a, 64 bits).
-pub fn origin_share_id(peer_id: &[u8; 20]) -> u64 {
-    peer_id.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// How strongly the agent `share_id` claims `piece` (splitmix64 of the
-/// pair): the highest claim among the agents that know each other wins.
-fn origin_weight(share_id: u64, piece: u32) -> u64 {
-    let mut z = share_id ^ u64::from(piece).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 impl Swarm {
     /// The torrent has a web seed: the origin may be used. `our_peer_id`
@@ -211,21 +180,5 @@ impl Swarm {
                 blocks,
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Agents of different versions must agree on who owns a piece.
-    #[test]
-    fn share_ids_and_weights_are_fixed_functions() {
-        // Values computed independently (FNV-1a 64 and splitmix64).
-        let id = origin_share_id(b"-SH0100-abcdefghijkl");
-        assert_eq!(id, 0xded8_9cd3_70bc_f5b7);
-        assert_eq!(origin_weight(id, 7), 0x8ed9_55cb_5df5_cd19);
-        assert_ne!(origin_weight(1, 0), origin_weight(2, 0));
-        assert_ne!(origin_weight(1, 0), origin_weight(1, 1));
     }
 }
