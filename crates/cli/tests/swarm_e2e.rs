@@ -19,11 +19,6 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod hostile_peer;
-#[path = "common/release.rs"]
-mod release;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,12 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use common::field;
-use hostile_peer::{Knock, LiarConfig, LyingSeed};
-use release::Release;
-
-const MIB: u64 = 1024 * 1024;
+use testkit::lying_seed::{Knock, LiarConfig, LyingSeed};
+use testkit::release::Release;
+use testkit::{field, MIB};
 
 // ---------------------------------------------------------------------------
 // Child processes and their event lines

@@ -5,19 +5,15 @@
 //! operator-only metrics, and uploads without a token refused before the
 //! tracker reads (and buffers) them.
 
-mod common;
-#[path = "common/swarm.rs"]
-mod swarm;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run, shoal, write_random_file};
 use serde_json::Value;
-use swarm::{lt_driver, Proc, Scene};
+use testkit::interop::lt_driver;
+use testkit::{run, shoal, write_random_file, Proc, Scene};
 
 /// The operator's token for `/metrics`, written to a file for the tracker.
 const METRICS_TOKEN: &str = "operator-metrics-token-0123456789";
@@ -189,7 +185,7 @@ fn only_signed_releases_of_registered_publishers_are_tracked() {
 
     // Acme's own release registers in the publish step.
     let good = dir.join("good.torrent");
-    let published = common::run_json(&mut publish(
+    let published = testkit::run_json(&mut publish(
         &data,
         &acme_key,
         &tracker.announce_url(),
@@ -343,7 +339,7 @@ fn dashboard_totals_match_the_peers_own_counts() {
     let data = seed_dir.join("release.bin");
     write_random_file(&data, 8 << 20, 11);
     let torrent = dir.join("release.torrent");
-    common::run_json(&mut publish(
+    testkit::run_json(&mut publish(
         &data,
         &key,
         &tracker.announce_url(),
