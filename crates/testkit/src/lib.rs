@@ -25,6 +25,7 @@ pub mod pg;
 pub mod process;
 pub mod publisher_site;
 pub mod release;
+pub mod root;
 pub mod runtime;
 pub mod signed;
 pub mod temp;
