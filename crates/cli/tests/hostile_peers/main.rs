@@ -57,7 +57,6 @@ fn start_seed(size: u64, piece: u64, extra: &[&str]) -> SeedUnderTest {
     let peer = RawPeer {
         addr,
         info_hash: engine::wire_info_hash(&torrent),
-        piece_length: torrent.piece_length,
         piece_count: u32::try_from(torrent.piece_count()).unwrap(),
     };
     SeedUnderTest {
