@@ -25,6 +25,7 @@ pub fn is_root() -> bool {
 /// saying what it needs root for: panics with how to run it, unless
 /// `SHOAL_TEST_SKIP_ROOT=1` asks to skip it, in which case it prints that
 /// the test did not run and returns (the caller then returns too).
+#[track_caller]
 pub fn not_root(test: &str, why: &str) {
     if std::env::var(SKIP_ROOT_VAR).is_ok_and(|v| v == "1") {
         eprintln!("NOT TESTED ({SKIP_ROOT_VAR}=1): {test} needs root {why}");
