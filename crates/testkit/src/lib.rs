@@ -20,7 +20,10 @@ pub mod data;
 pub mod http;
 pub mod interop;
 pub mod json;
+// Both rely on Unix: SO_REUSEPORT, and running the server as `postgres`.
+#[cfg(unix)]
 pub mod lying_seed;
+#[cfg(unix)]
 pub mod pg;
 pub mod process;
 pub mod publisher_site;
