@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use testkit::lying_seed::{Knock, LiarConfig, LyingSeed};
 use testkit::release::Release;
-use testkit::{field, MIB};
+use testkit::{field, shoal_tracker, MIB};
 
 // ---------------------------------------------------------------------------
 // Child processes and their event lines
@@ -294,12 +294,7 @@ struct Tracker {
 fn start_tracker(deadline: Instant) -> Tracker {
     let mut proc = Proc::spawn(
         "tracker",
-        Command::new(env!("CARGO_BIN_EXE_shoal-tracker")).args([
-            "serve",
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-        ]),
+        shoal_tracker().args(["serve", "--open", "--listen", "127.0.0.1:0"]),
     );
     // "listening on http://127.0.0.1:PORT/announce"
     let line = proc
