@@ -3,38 +3,23 @@
 //! checks that the harness works end to end (every peer byte-identical,
 //! the record complete), not how fast anything is.
 //!
-//! Needs root (as CI runs it); as another user it checks instead that
-//! shoal-bench refuses with a message saying why.
+//! Needs root (as CI runs it); as another user it checks that shoal-bench
+//! refuses with a message saying why, then fails for want of root unless
+//! `SHOAL_TEST_SKIP_ROOT=1` skips it knowingly.
 //! It runs the `shoal` and `shoal-tracker` binaries of the same profile,
 //! which `cargo test --workspace` builds before running tests (they are
 //! binaries of the workspace's cli package); `cargo test -p shoal-bench`
 //! alone does not, so build them first in that case.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// target/<profile>/, from target/<profile>/deps/smoke-<hash>.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps layout")
-        .to_path_buf()
-}
+use testkit::bins::cargo_bin;
+use testkit::root::not_root;
 
 #[test]
 fn three_peers_both_implementations_bt_origin() {
-    let dir = profile_dir();
-    let shoal = dir.join("shoal");
-    let tracker = dir.join("shoal-tracker");
-    for bin in [&shoal, &tracker] {
-        assert!(
-            bin.is_file(),
-            "{} missing: run `cargo test --workspace` (it builds the workspace binaries) \
-             or `cargo build --bin shoal --bin shoal-tracker` first",
-            bin.display()
-        );
-    }
+    let shoal = cargo_bin("shoal");
+    let tracker = cargo_bin("shoal-tracker");
     let out = tempfile::tempdir().expect("temp dir");
     let started = std::time::Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_shoal-bench"))
@@ -60,6 +45,10 @@ fn three_peers_both_implementations_bt_origin() {
         // Not root: the one outcome to check is a clear refusal.
         assert!(!output.status.success(), "refused yet exited 0:\n{stderr}");
         assert!(stderr.contains("run it with sudo"), "{stderr}");
+        not_root(
+            "the swarm benchmark smoke test",
+            "to build network namespaces and tc caps",
+        );
         return;
     }
     assert!(output.status.success(), "shoal-bench failed:\n{stderr}");
@@ -144,7 +133,6 @@ fn three_peers_both_implementations_bt_origin() {
 /// origin for one piece at a time while it waits for the tracker.
 #[test]
 fn a_lone_peer_fills_the_emulated_link_from_a_web_origin() {
-    let dir = profile_dir();
     let out = tempfile::tempdir().expect("temp dir");
     let output = Command::new(env!("CARGO_BIN_EXE_shoal-bench"))
         .args([
@@ -166,14 +154,18 @@ fn a_lone_peer_fills_the_emulated_link_from_a_web_origin() {
         .arg("--out")
         .arg(out.path())
         .arg("--shoal-bin")
-        .arg(dir.join("shoal"))
+        .arg(cargo_bin("shoal"))
         .arg("--tracker-bin")
-        .arg(dir.join("shoal-tracker"))
+        .arg(cargo_bin("shoal-tracker"))
         .output()
         .expect("running shoal-bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("needs root") {
         assert!(!output.status.success(), "refused yet exited 0:\n{stderr}");
+        not_root(
+            "the web origin benchmark smoke test",
+            "to build network namespaces and tc caps",
+        );
         return;
     }
     assert!(output.status.success(), "shoal-bench failed:\n{stderr}");

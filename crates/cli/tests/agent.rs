@@ -13,21 +13,13 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/swarm.rs"]
-// Its re-export of the libtorrent driver is not needed here.
-#[allow(unused_imports)]
-mod swarm;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-
-use agent_api::{bytes, http, keygen, publish, wait_release, write_config, Agent, MIB};
-use common::{field, shoal, write_random_file};
-use swarm::{assert_same_content, LocalTracker, Scene};
+use testkit::agent::{bytes, http, keygen, publish, start_seed, wait_release, write_config, Agent};
+use testkit::content::assert_same_content;
+use testkit::tracker::{info_hash_v1, LocalTracker};
+use testkit::{field, write_random_file, Scene, MIB};
 
 #[test]
 fn the_api_refuses_foreign_hosts_missing_tokens_and_untrusted_releases() {
@@ -129,19 +121,9 @@ fn a_release_downloads_pauses_resumes_and_survives_a_killed_agent() {
         &tracker.announce,
         &scene.path("app.torrent"),
     );
-    let mut seed = scene.spawn(
-        "seed",
-        shoal()
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&seed_dir)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
-    );
-    let v1 = seed.next_json(deadline, |event| {
-        (event["event"] == "started").then(|| event["info_hash_v1"].as_str().unwrap().to_owned())
-    });
-    tracker.wait_for(&swarm::info_hash_v1(&v1), 1, 0, deadline);
+    let (_seed, started) = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher, deadline);
+    let v1 = started["info_hash_v1"].as_str().unwrap();
+    tracker.wait_for(&info_hash_v1(v1), 1, 0, deadline);
 
     let (config, state, downloads) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);

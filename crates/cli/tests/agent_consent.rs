@@ -18,28 +18,18 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/publisher_site.rs"]
-mod publisher_site;
-#[path = "common/swarm.rs"]
-#[allow(unused_imports)]
-mod swarm;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use agent_api::{
-    bytes, encode, exchange, keygen, publish_with, wait_release, write_config, Agent, Answer, MIB,
-};
-use common::{field, run, shoal, write_random_file};
-use publisher_site::PublisherSite;
-use swarm::{assert_same_content, LocalTracker, Scene};
+use testkit::agent::{bytes, keygen, publish_with, start_seed, wait_release, write_config, Agent};
+use testkit::content::assert_same_content;
+use testkit::http::{encode, exchange, Answer};
+use testkit::publisher_site::PublisherSite;
+use testkit::tracker::{info_hash_v1, LocalTracker};
+use testkit::{field, run, write_random_file, Scene, MIB};
 
 /// `METHOD /v1/handoff?torrent=URL` from a page on `origin`.
 fn handoff(agent: &Agent, method: &str, origin: &str, torrent_url: &str) -> Answer {
@@ -103,19 +93,9 @@ fn a_handoff_moves_no_payload_until_the_browser_opens_the_stream() {
     );
     site.put("/app.torrent", std::fs::read(&torrent).unwrap());
     site.put(&format!("/files/{NAME}"), std::fs::read(&original).unwrap());
-    let mut seed = scene.spawn(
-        "seed",
-        shoal()
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&seed_dir)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
-    );
-    let v1 = seed.next_json(deadline, |event| {
-        (event["event"] == "started").then(|| event["info_hash_v1"].as_str().unwrap().to_owned())
-    });
-    let info_hash = swarm::info_hash_v1(&v1);
+    let (_seed, started) = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher, deadline);
+    let v1 = started["info_hash_v1"].as_str().unwrap();
+    let info_hash = info_hash_v1(v1);
     tracker.wait_for(&info_hash, 1, 0, deadline);
     let (config, state, downloads) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);
@@ -392,7 +372,7 @@ fn a_page_on_a_public_origin_cannot_point_the_agent_at_local_addresses() {
             ])
             .arg(&served),
     );
-    swarm::wait_until(
+    testkit::wait_until(
         Instant::now() + Duration::from_secs(20),
         "the origin to listen",
         || std::net::TcpStream::connect((ns.inner_addr.as_str(), 8000)).is_ok(),

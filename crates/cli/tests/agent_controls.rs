@@ -12,47 +12,24 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/publisher_site.rs"]
-mod publisher_site;
-#[path = "common/swarm.rs"]
-#[allow(unused_imports)]
-mod swarm;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-use agent_api::{
-    bytes, exchange, keygen, publish, publish_with, wait_release, write_config, Agent, MIB,
+use testkit::agent::{
+    bytes, keygen, publish, publish_with, start_seed, wait_release, write_config, Agent,
 };
-use common::{field, shoal, write_random_file};
-use publisher_site::PublisherSite;
-use swarm::{assert_same_content, LocalTracker, Proc, Scene};
+use testkit::content::assert_same_content;
+use testkit::http::exchange;
+use testkit::publisher_site::PublisherSite;
+use testkit::tracker::LocalTracker;
+use testkit::{field, shoal, write_random_file, Scene, MIB};
 
 /// How long a new cap gets to take hold, then how long the rate is measured.
 const SETTLE: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(4);
-
-fn start_seed(scene: &Scene, name: &str, torrent: &Path, data: &Path, publisher: &str) -> Proc {
-    let mut seed = scene.spawn(
-        name,
-        shoal()
-            .arg("seed")
-            .arg(torrent)
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", publisher]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    seed.next_json(deadline, |event| {
-        (event["event"] == "started").then_some(())
-    });
-    seed
-}
+/// How long a seed may take to start serving.
+const SEED_START: Duration = Duration::from_secs(60);
 
 /// Bytes per second `sample` grows by over about [`MEASURE`], after
 /// [`SETTLE`]. The agent refreshes its counts once a second, so each end
@@ -106,7 +83,14 @@ fn caps_changed_through_the_api_hold_on_a_running_transfer() {
         &tracker.announce,
         &scene.path("image.torrent"),
     );
-    let mut seed = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher);
+    let (mut seed, _) = start_seed(
+        &scene,
+        "seed",
+        &torrent,
+        &seed_dir,
+        &publisher,
+        Instant::now() + SEED_START,
+    );
 
     let (config, state, downloads) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);
@@ -255,13 +239,15 @@ fn the_quota_evicts_only_handed_off_copies_never_the_customers_releases() {
             &site.origin(),
             n as u64,
         );
-        seeds.push(start_seed(
+        let (seed, _) = start_seed(
             &scene,
             &format!("seed-{name}"),
             &torrent,
             &dir,
             &publisher,
-        ));
+            Instant::now() + SEED_START,
+        );
+        seeds.push(seed);
         site.put(
             &format!("/{name}.torrent"),
             std::fs::read(&torrent).unwrap(),

@@ -14,23 +14,14 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/publisher_site.rs"]
-mod publisher_site;
-#[path = "common/swarm.rs"]
-#[allow(unused_imports)]
-mod swarm;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-use agent_api::{encode, exchange, keygen, publish_with, write_config, Agent, Answer};
-use common::{field, shoal, write_random_file};
-use publisher_site::PublisherSite;
-use swarm::{LocalTracker, Scene};
+use testkit::agent::{keygen, publish_with, start_seed, write_config, Agent};
+use testkit::http::{encode, exchange, Answer};
+use testkit::publisher_site::PublisherSite;
+use testkit::tracker::LocalTracker;
+use testkit::{field, write_random_file, Scene};
 
 const SIZE: u64 = 3 * 1024 * 1024 + 12_345;
 
@@ -104,18 +95,7 @@ fn a_page_gets_a_stream_only_for_its_own_signed_origin() {
     let elsewhere = PublisherSite::start();
     elsewhere.put("/app.torrent", torrent_bytes);
 
-    let mut seed = scene.spawn(
-        "seed",
-        shoal()
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&seed_dir)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
-    );
-    seed.next_json(deadline, |event| {
-        (event["event"] == "started").then_some(())
-    });
+    let (_seed, _) = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher, deadline);
 
     let (config, state, _) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);

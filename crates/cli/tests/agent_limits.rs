@@ -20,26 +20,16 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/publisher_site.rs"]
-mod publisher_site;
-#[path = "common/swarm.rs"]
-#[allow(unused_imports)]
-mod swarm;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-
-use agent_api::{exchange, http, keygen, publish, publish_with, write_config, Agent, MIB};
-use common::{run, shoal, write_random_file};
-use publisher_site::PublisherSite;
-use swarm::Scene;
+use testkit::agent::{http, keygen, publish, publish_with, write_config, Agent};
+use testkit::http::exchange;
+use testkit::publisher_site::PublisherSite;
+use testkit::{run, shoal, write_random_file, Scene, MIB};
 
 const HEADER_TIMEOUT_SECS: u64 = 3;
 

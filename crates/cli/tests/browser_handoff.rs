@@ -20,26 +20,16 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/publisher_site.rs"]
-mod publisher_site;
-#[path = "common/swarm.rs"]
-// Its re-export of the libtorrent driver is not needed here.
-#[allow(unused_imports)]
-mod swarm;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use agent_api::{bytes, keygen, publish_with, wait_release, write_config, Agent};
-use common::{field, shoal, write_random_file};
-use publisher_site::PublisherSite;
-use swarm::{assert_same_content, LocalTracker, Scene};
+use testkit::agent::{bytes, keygen, publish_with, start_seed, wait_release, write_config, Agent};
+use testkit::content::assert_same_content;
+use testkit::publisher_site::PublisherSite;
+use testkit::tracker::{info_hash_v1, LocalTracker};
+use testkit::{field, write_random_file, Scene};
 
 /// Several pieces of 64 KiB and a partial last one.
 const SIZE: u64 = 2 * 1024 * 1024 + 4321;
@@ -171,19 +161,9 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
     let shoal_js = std::fs::read(repo_root().join("crates/agent/web/shoal.js")).unwrap();
     site.put("/shoal.js", shoal_js.clone());
 
-    let mut seed = scene.spawn(
-        "seed",
-        shoal()
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&seed_dir)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", &publisher]),
-    );
-    let v1 = seed.next_json(deadline, |event| {
-        (event["event"] == "started").then(|| event["info_hash_v1"].as_str().unwrap().to_owned())
-    });
-    tracker.wait_for(&swarm::info_hash_v1(&v1), 1, 0, deadline);
+    let (_seed, started) = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher, deadline);
+    let v1 = started["info_hash_v1"].as_str().unwrap();
+    tracker.wait_for(&info_hash_v1(v1), 1, 0, deadline);
 
     let (config, state, downloads) = write_config(&scene, &publisher);
     let agent = Agent::start(&scene, "agent", &config, &state);

@@ -6,7 +6,8 @@
 //! * onto a small filesystem that fills up (a size-limited tmpfs), it stops
 //!   with an error naming the file and saying there is no space, keeps the
 //!   pieces it verified, and completes once space is freed and it is run
-//!   again.
+//!   again. Mounting needs root, as CI has; without it the test fails
+//!   saying so, unless `SHOAL_TEST_SKIP_ROOT=1` skips it knowingly.
 //!
 //! Every wait has a deadline; every child is killed when its guard drops.
 
@@ -15,42 +16,18 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/release.rs"]
-mod release;
-// Its re-export of the libtorrent driver is for the interop tests.
-#[allow(unused_imports)]
-#[path = "common/swarm.rs"]
-mod swarm;
-
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use engine::resume::ResumeState;
 use meta::Torrent;
-use release::Release;
-use swarm::{Proc, Scene};
+use testkit::release::Release;
+use testkit::root::{is_root, not_root};
+use testkit::{Scene, MIB};
 
-const MIB: u64 = 1024 * 1024;
 /// No tracker answers here: these swarms are wired by `--peer`.
 const NO_TRACKER: &str = "http://127.0.0.1:9/announce";
-
-/// Starts `cmd` and waits for its `started` event's listening address.
-fn spawn_listening(scene: &Scene, name: &str, cmd: &mut Command) -> (Proc, SocketAddr) {
-    let mut proc = scene.spawn(name, cmd);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = proc.next_json(deadline, |event| {
-        (event["event"] == "started").then(|| {
-            event["listen"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("no listen address in {event}"))
-        })
-    });
-    (proc, addr)
-}
 
 /// The resume file of the download of `torrent` into `out`, if its
 /// staging folder (`.NAME.TAG.shoal-partial`) exists yet.
@@ -84,8 +61,7 @@ fn sigkill_fifty_times_resumes_intact() {
     let original = std::fs::read(release.original()).unwrap();
     // 1 MiB/s: the whole download takes about 24 s of transfer, so 50 runs
     // of 50–400 ms cannot finish it and each kill lands mid-download.
-    let (_seed, seed_addr) =
-        spawn_listening(&scene, "seed", &mut release.seed(&["--max-up", "1M"]));
+    let (_seed, seed_addr) = scene.spawn_listening("seed", &mut release.seed(&["--max-up", "1M"]));
     let seed_addr = seed_addr.to_string();
     let out = scene.dir("download");
     let final_path = out.join(&release.name);
@@ -98,7 +74,7 @@ fn sigkill_fifty_times_resumes_intact() {
             &format!("get-{kills}"),
             &mut release.get(&out, &["--peer", &seed_addr]),
         );
-        let wait = 50 + common::splitmix64(&mut rng) % 351;
+        let wait = 50 + testkit::data::splitmix64(&mut rng) % 351;
         std::thread::sleep(Duration::from_millis(wait));
         if let Some(status) = get.exited() {
             panic!("run {kills} exited ({status}) before its kill at {wait} ms");
@@ -131,11 +107,8 @@ fn sigkill_fifty_times_resumes_intact() {
         "after {KILLS} kills, {verified} pieces are saved: the kills did not land mid-download"
     );
 
-    let (mut last, _) = spawn_listening(
-        &scene,
-        "get-last",
-        &mut release.get(&out, &["--peer", &seed_addr]),
-    );
+    let (mut last, _) =
+        scene.spawn_listening("get-last", &mut release.get(&out, &["--peer", &seed_addr]));
     let deadline = Instant::now() + Duration::from_secs(60);
     let complete = last.next_json(deadline, |e| (e["event"] == "complete").then(|| e.clone()));
     last.wait_exit(deadline);
@@ -194,17 +167,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn is_root() -> bool {
-    // Effective uid, second field of the Uid: line (no libc, no unsafe).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
-            line.split_whitespace().nth(2).map(|uid| uid == "0")
-        })
-        .unwrap_or(false)
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn full_disk_stops_clearly_keeps_verified_pieces_and_completes_later() {
@@ -213,12 +175,15 @@ fn full_disk_stops_clearly_keeps_verified_pieces_and_completes_later() {
     let scene = Scene::new();
     let out = scene.dir("small-disk");
     if !is_root() {
-        // Not root (CI runs as root): the one outcome to check is that the
-        // filesystem cannot be set up, and say loudly that shoal was not
-        // tested here.
+        // Not root (CI runs as root): the filesystem cannot be set up, so
+        // shoal cannot be tested here. That fails the test unless skipped
+        // knowingly (SHOAL_TEST_SKIP_ROOT=1).
         let refused = Tmpfs::mount(&out, "16m");
         assert!(refused.is_err(), "mount succeeded without root");
-        eprintln!("NOT TESTED: the full-disk test needs root to mount a tmpfs");
+        not_root(
+            "the full-disk test",
+            "to mount a size-limited tmpfs that the download fills",
+        );
         return;
     }
     let disk = Tmpfs::mount(&out, "16m").unwrap_or_else(|e| panic!("mount a tmpfs: {e}"));
@@ -229,7 +194,7 @@ fn full_disk_stops_clearly_keeps_verified_pieces_and_completes_later() {
     let release = Release::publish("big.bin", SIZE, PIECE, NO_TRACKER, 92);
     let torrent = meta::read_torrent_file(&release.torrent).unwrap();
     let original = std::fs::read(release.original()).unwrap();
-    let (_seed, seed_addr) = spawn_listening(&scene, "seed", &mut release.seed(&[]));
+    let (_seed, seed_addr) = scene.spawn_listening("seed", &mut release.seed(&[]));
     let seed_addr = seed_addr.to_string();
 
     let mut first = scene.spawn("get-full", &mut release.get(&out, &["--peer", &seed_addr]));
@@ -268,11 +233,8 @@ fn full_disk_stops_clearly_keeps_verified_pieces_and_completes_later() {
     }
 
     std::fs::remove_file(&filler).unwrap();
-    let (mut second, _) = spawn_listening(
-        &scene,
-        "get-freed",
-        &mut release.get(&out, &["--peer", &seed_addr]),
-    );
+    let (mut second, _) =
+        scene.spawn_listening("get-freed", &mut release.get(&out, &["--peer", &seed_addr]));
     let deadline = Instant::now() + Duration::from_secs(60);
     let complete = second.next_json(deadline, |e| (e["event"] == "complete").then(|| e.clone()));
     assert!(second.wait_exit(deadline).success());

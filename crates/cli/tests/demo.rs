@@ -2,18 +2,11 @@
 //! its own, show the peers sharing (the origin sends about one copy), and
 //! agree with its own tracker's accounting.
 
-mod common;
-#[path = "common/swarm.rs"]
-// Its re-export of the libtorrent driver is not needed here.
-#[allow(unused_imports)]
-mod swarm;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{field, shoal};
 use serde_json::Value;
-use swarm::Scene;
+use testkit::{field, shoal, Scene};
 
 const PEERS: u64 = 4;
 

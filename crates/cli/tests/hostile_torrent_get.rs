@@ -3,13 +3,11 @@
 //! binary exit non-zero with an error that names the entry, and nothing is
 //! written: not in the output folder, not next to it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bencode::Bencode;
-use common::shoal;
+use testkit::shoal;
 
 fn text(s: &str) -> Bencode {
     Bencode::string(s)

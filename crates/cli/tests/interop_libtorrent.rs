@@ -10,14 +10,13 @@
 //! These tests never skip: a missing libtorrent is a broken test setup, and
 //! `scripts/test.sh` installs it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-use common::{field, file_list, lt_driver, run, run_json, shoal, write_random_file, write_tree};
+use testkit::interop::lt_driver;
+use testkit::json::file_list;
+use testkit::{field, run, run_json, shoal, write_random_file, write_tree};
 
 const TRACKER: &str = "http://127.0.0.1:6969/announce";
 const SMALL_PIECE: u64 = 16 * 1024;

@@ -21,22 +21,17 @@
 //! only a shoal that is still downloading does; aria2 dials loopback peers
 //! from a tracker as they are.
 
-mod common;
-#[path = "common/swarm.rs"]
-mod swarm_helpers;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use common::{field, run, run_json, shoal, write_tree};
-use swarm_helpers::{
-    assert_same_content, free_port, info_hash_v1, lt_driver, require_program, same_content,
-    wait_until, LocalTracker, Proc, Scene,
-};
+use testkit::content::{assert_same_content, same_content};
+use testkit::interop::{lt_driver, require_program};
+use testkit::process::free_port;
+use testkit::tracker::{info_hash_v1, LocalTracker};
+use testkit::{field, run, run_json, shoal, wait_until, write_tree, Proc, Scene};
 
 /// The release every test moves: a few MiB in a folder, with sizes that
 /// are not multiples of the piece size, so pieces straddle files (v1) or

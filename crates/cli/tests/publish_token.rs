@@ -2,24 +2,21 @@
 //! account on the machine reads it with `ps`: `shoal publish --register`
 //! takes it from `SHOAL_TOKEN` or `--token-file`, and refuses `--token`.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-use common::shoal;
+use testkit::shoal;
 
 fn publish(dir: &Path, out: &Path) -> Command {
     let data = dir.join("release.bin");
     if !data.exists() {
-        common::write_random_file(&data, 256 * 1024, 7);
+        testkit::write_random_file(&data, 256 * 1024, 7);
     }
     let key = dir.join("publisher.key");
     if !key.exists() {
-        common::run(shoal().arg("keygen").arg("--out").arg(&key));
+        testkit::run(shoal().arg("keygen").arg("--out").arg(&key));
     }
     let mut cmd = shoal();
     cmd.arg("publish")
@@ -131,7 +128,7 @@ fn the_token_comes_from_a_file_or_the_environment() {
     std::fs::write(&token_file, "file-token-0123\n").expect("write");
     let (base, server) = one_registration_server();
     let out = dir.path().join("a.torrent");
-    common::run(
+    testkit::run(
         publish(dir.path(), &out)
             .args(["--register", &base, "--json", "--token-file"])
             .arg(&token_file),
@@ -140,7 +137,7 @@ fn the_token_comes_from_a_file_or_the_environment() {
 
     let (base, server) = one_registration_server();
     let out = dir.path().join("b.torrent");
-    common::run(
+    testkit::run(
         publish(dir.path(), &out)
             .args(["--register", &base, "--json"])
             .env("SHOAL_TOKEN", "env-token-4567"),

@@ -8,16 +8,14 @@
 // failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bencode::{Bencode, Limits};
 use serde_json::Value;
-
-use common::{field, file_list, run, run_json, shoal, write_tree};
+use testkit::json::file_list;
+use testkit::{field, run, run_json, shoal, write_tree};
 
 const RELEASE: &str = "app-1.2";
 const FILES: &[(&str, u64)] = &[("bin/app", 40_000), ("README", 1_000), ("empty", 0)];

@@ -19,11 +19,6 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod hostile_peer;
-#[path = "common/release.rs"]
-mod release;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,12 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use common::field;
-use hostile_peer::{Knock, LiarConfig, LyingSeed};
-use release::Release;
-
-const MIB: u64 = 1024 * 1024;
+use testkit::lying_seed::{Knock, LiarConfig, LyingSeed};
+use testkit::release::Release;
+use testkit::{field, shoal_tracker, MIB};
 
 // ---------------------------------------------------------------------------
 // Child processes and their event lines
@@ -302,12 +294,7 @@ struct Tracker {
 fn start_tracker(deadline: Instant) -> Tracker {
     let mut proc = Proc::spawn(
         "tracker",
-        Command::new(env!("CARGO_BIN_EXE_shoal-tracker")).args([
-            "serve",
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-        ]),
+        shoal_tracker().args(["serve", "--open", "--listen", "127.0.0.1:0"]),
     );
     // "listening on http://127.0.0.1:PORT/announce"
     let line = proc

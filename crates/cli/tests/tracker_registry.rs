@@ -5,19 +5,17 @@
 //! operator-only metrics, and uploads without a token refused before the
 //! tracker reads (and buffers) them.
 
-mod common;
-#[path = "common/swarm.rs"]
-mod swarm;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run, shoal, write_random_file};
 use serde_json::Value;
-use swarm::{lt_driver, Proc, Scene};
+use testkit::agent::keygen;
+use testkit::http::escape;
+use testkit::interop::lt_driver;
+use testkit::{run, shoal, shoal_tracker, write_random_file, Proc, Scene};
 
 /// The operator's token for `/metrics`, written to a file for the tracker.
 const METRICS_TOKEN: &str = "operator-metrics-token-0123456789";
@@ -37,7 +35,7 @@ impl RegistryTracker {
     fn start_with(scene: &Scene, db: &str, extra: &[&str]) -> RegistryTracker {
         let token_file = scene.path("metrics.token");
         std::fs::write(&token_file, format!("{METRICS_TOKEN}\n")).expect("write the token file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"));
+        let mut cmd = shoal_tracker();
         cmd.args([
             "serve",
             "--listen",
@@ -100,28 +98,9 @@ impl RegistryTracker {
     }
 }
 
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(format!("{name}.key"));
-    let out = run(shoal().arg("keygen").arg("--out").arg(&key));
-    (
-        key,
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned(),
-    )
-}
-
 fn add_publisher(db: &str, name: &str, public_key: &str) -> String {
-    let out = run(Command::new(env!("CARGO_BIN_EXE_shoal-tracker")).args([
-        "publisher",
-        "add",
-        name,
-        "--key",
-        public_key,
-        "--db",
-        db,
-    ]));
+    let out =
+        run(shoal_tracker().args(["publisher", "add", name, "--key", public_key, "--db", db]));
     let token = String::from_utf8(out.stdout)
         .expect("utf-8")
         .trim()
@@ -162,10 +141,6 @@ fn lt_announce(torrent: &Path, scratch: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("lt_driver prints JSON")
 }
 
-fn escape(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
-}
-
 fn info_hash(published: &Value) -> [u8; 20] {
     let hex = published["info_hash_v1"]
         .as_str()
@@ -180,8 +155,8 @@ fn only_signed_releases_of_registered_publishers_are_tracked() {
     let scene = Scene::new();
     let dir = scene.dir("work");
     let db = format!("sqlite://{}", dir.join("tracker.db").display());
-    let (acme_key, acme_public) = keygen(&dir, "acme");
-    let (rogue_key, _) = keygen(&dir, "rogue");
+    let (acme_key, acme_public) = keygen(&dir, "acme.key");
+    let (rogue_key, _) = keygen(&dir, "rogue.key");
     let token = add_publisher(&db, "Acme", &acme_public);
     let tracker = RegistryTracker::start(&scene, &db);
     let data = dir.join("release.bin");
@@ -189,7 +164,7 @@ fn only_signed_releases_of_registered_publishers_are_tracked() {
 
     // Acme's own release registers in the publish step.
     let good = dir.join("good.torrent");
-    let published = common::run_json(&mut publish(
+    let published = testkit::run_json(&mut publish(
         &data,
         &acme_key,
         &tracker.announce_url(),
@@ -335,7 +310,7 @@ fn dashboard_totals_match_the_peers_own_counts() {
     let scene = Scene::new();
     let dir = scene.dir("work");
     let db = format!("sqlite://{}", dir.join("tracker.db").display());
-    let (key, public) = keygen(&dir, "acme");
+    let (key, public) = keygen(&dir, "acme.key");
     let token = add_publisher(&db, "Acme", &public);
     // Every peer here is on 127.0.0.1: allow each leecher its completion.
     let tracker = RegistryTracker::start_with(&scene, &db, &["--completions-per-ip", "3"]);
@@ -343,7 +318,7 @@ fn dashboard_totals_match_the_peers_own_counts() {
     let data = seed_dir.join("release.bin");
     write_random_file(&data, 8 << 20, 11);
     let torrent = dir.join("release.torrent");
-    common::run_json(&mut publish(
+    testkit::run_json(&mut publish(
         &data,
         &key,
         &tracker.announce_url(),
@@ -462,7 +437,7 @@ fn uploads_without_a_token_are_refused_before_they_are_read() {
     let scene = Scene::new();
     let dir = scene.dir("work");
     let db = format!("sqlite://{}", dir.join("tracker.db").display());
-    let (_, public) = keygen(&dir, "acme");
+    let (_, public) = keygen(&dir, "acme.key");
     add_publisher(&db, "Acme", &public);
     let tracker = RegistryTracker::start(&scene, &db);
     let host = tracker.host.clone();

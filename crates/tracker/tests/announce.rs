@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bencode::{decode, Limits};
+use testkit::http::escape;
 use tokio::sync::oneshot;
 use tracker::{Tracker, TrackerSettings};
 
@@ -33,10 +34,6 @@ fn settings() -> TrackerSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
         ..TrackerSettings::default()
     }
-}
-
-fn escape(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
 }
 
 /// One announce; returns the raw body.

@@ -11,17 +11,17 @@
 //! Every wait polls against a deadline sized for a loaded two-core machine
 //! and panics saying what did not happen and what it saw last.
 
-mod common;
-
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bencode::{decode, Limits};
-use common::fixture::{block_on, escape, signed_torrent, unix_now};
-use common::pg::PgServer;
 use ed25519_dalek::SigningKey;
 use serde::Deserialize;
+use testkit::http::escape;
+use testkit::pg::PgServer;
+use testkit::runtime::block_on;
+use testkit::signed::{signed_torrent, unix_now};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracker::store::{PostgresStore, Store};

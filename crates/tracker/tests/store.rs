@@ -3,17 +3,15 @@
 //! handling, PostgreSQL's sharing between instances.
 //!
 //! The PostgreSQL tests run against a real server the fixture starts
-//! (`common/pg.rs`); they fail, never skip, when it cannot be started.
-
-mod common;
+//! (`testkit::pg`); they fail, never skip, when it cannot be started.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::pg::PgServer;
-use common::TempDir;
+use testkit::pg::PgServer;
+use testkit::temp::TempDir;
 use tracker::accounting::{Reported, SessionReport, UsageDelta};
 use tracker::store::{
     Ceilings, NewRelease, PostgresStore, PublisherId, ReleaseId, SharedPeer, SqliteStore, Store,

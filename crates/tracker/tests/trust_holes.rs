@@ -8,18 +8,18 @@
 //! "Another address" is a trusted proxy's `X-Forwarded-For`: the tracker
 //! believes it from 127.0.0.1 only because these tests list it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bencode::{decode, Limits};
-use common::fixture::{block_on, escape, signed_torrent, unix_now};
-use common::pg::PgServer;
-use common::TempDir;
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
+use testkit::http::escape;
+use testkit::pg::PgServer;
+use testkit::runtime::block_on;
+use testkit::signed::{signed_torrent, unix_now};
+use testkit::temp::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracker::store::{PostgresStore, SqliteStore, Store};

@@ -18,14 +18,6 @@ use meta::Torrent;
 
 pub const PIECE: u64 = 16_384;
 
-pub fn write_file(path: &Path, len: usize, seed: u8) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
-        .collect();
-    std::fs::write(path, data).unwrap();
-}
-
 /// A hybrid torrent of the file or folder at `source`, 16 KiB pieces.
 pub fn make_torrent(source: &Path) -> Arc<Torrent> {
     let settings = CreateSettings {

@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 
 use engine::web_seed::{WebSeed, WebSeedError, WebSeedSettings};
 use meta::Torrent;
+use testkit::data::write_pattern_file;
 
 use crate::fake_origin::{FakeOrigin, Reply, Seen};
-use crate::{make_torrent, quick, write_file};
+use crate::{make_torrent, quick};
 
 /// A single-file torrent of 40,000 bytes (3 pieces) and its content.
 fn blob() -> (Arc<Torrent>, Arc<Vec<u8>>, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("blob.bin");
-    write_file(&path, 40_000, 7);
+    write_pattern_file(&path, 40_000, 7);
     let content = Arc::new(std::fs::read(&path).unwrap());
     (make_torrent(&path), content, tmp)
 }

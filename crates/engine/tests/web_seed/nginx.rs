@@ -9,8 +9,9 @@ use std::time::Duration;
 use engine::web_seed::{WebSeed, WebSeedError};
 use meta::layout::Layout;
 use meta::Torrent;
+use testkit::data::write_pattern_file;
 
-use crate::{fetch_all_verified, make_torrent, quick, write_file, PIECE};
+use crate::{fetch_all_verified, make_torrent, quick, PIECE};
 
 /// nginx serving `root` on a loopback port; killed on drop.
 pub(crate) struct Nginx {
@@ -129,11 +130,11 @@ impl Drop for Nginx {
 async fn nginx_serves_every_piece_of_a_multi_file_release() {
     let tmp = tempfile::tempdir().unwrap();
     let release = tmp.path().join("www/pub/Release ü 1");
-    write_file(&release.join("a/deep/one.bin"), 100_000, 1);
-    write_file(&release.join("a/two.bin"), 49_152, 2);
-    write_file(&release.join("c/empty"), 0, 3);
-    write_file(&release.join("d.bin"), 5, 4);
-    write_file(&release.join("docs/Ünï code.txt"), 30_001, 5);
+    write_pattern_file(&release.join("a/deep/one.bin"), 100_000, 1);
+    write_pattern_file(&release.join("a/two.bin"), 49_152, 2);
+    write_pattern_file(&release.join("c/empty"), 0, 3);
+    write_pattern_file(&release.join("d.bin"), 5, 4);
+    write_pattern_file(&release.join("docs/Ünï code.txt"), 30_001, 5);
     let torrent = make_torrent(&release);
     assert!(
         torrent.files.iter().any(|f| f.pad),
@@ -196,7 +197,7 @@ fn v1_torrent(release: &Path) -> Arc<Torrent> {
         if *pad {
             stream.resize(stream.len() + len, 0);
         } else {
-            write_file(&path_on_disk, *len, n as u8);
+            write_pattern_file(&path_on_disk, *len, n as u8);
             stream.extend(std::fs::read(&path_on_disk).unwrap());
         }
         let mut entry = vec![
@@ -251,7 +252,7 @@ async fn nginx_serves_ranges_that_cross_files_pads_and_empty_files() {
 async fn nginx_serves_a_single_file_by_its_url_or_its_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("www/pub/single file ü.bin");
-    write_file(&file, 70_001, 9);
+    write_pattern_file(&file, 70_001, 9);
     let torrent = make_torrent(&file);
     let nginx = Nginx::start(&tmp.path().join("www"), &tmp.path().join("nginx"));
     for url in ["/pub/single%20file%20%C3%BC.bin", "/pub/"] {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use engine::{Engine, EngineSettings, Progress, TorrentEvent, TorrentHandle};
 use meta::create::{self, CreateSettings};
 use meta::Torrent;
+use testkit::data::write_pattern_file;
 
 use crate::nginx::Nginx;
-use crate::write_file;
 
 fn torrent_with_origin(release: &Path, origin: &str) -> Arc<Torrent> {
     let settings = CreateSettings {
@@ -30,9 +30,9 @@ fn loopback() -> EngineSettings {
 }
 
 fn write_release(root: &Path) {
-    write_file(&root.join("setup.bin"), 1_500_000, 1);
-    write_file(&root.join("data/part one.bin"), 700_001, 2);
-    write_file(&root.join("data/empty"), 0, 3);
+    write_pattern_file(&root.join("setup.bin"), 1_500_000, 1);
+    write_pattern_file(&root.join("data/part one.bin"), 700_001, 2);
+    write_pattern_file(&root.join("data/empty"), 0, 3);
 }
 
 fn assert_same_tree(a: &Path, b: &Path) {
@@ -98,9 +98,9 @@ async fn a_tampered_origin_is_reported_and_peers_finish_the_download() {
     write_release(&good.join("Release 3"));
     // The origin serves files of the same sizes with other bytes.
     let www = tmp.path().join("www");
-    write_file(&www.join("pub/Release 3/setup.bin"), 1_500_000, 101);
-    write_file(&www.join("pub/Release 3/data/part one.bin"), 700_001, 102);
-    write_file(&www.join("pub/Release 3/data/empty"), 0, 103);
+    write_pattern_file(&www.join("pub/Release 3/setup.bin"), 1_500_000, 101);
+    write_pattern_file(&www.join("pub/Release 3/data/part one.bin"), 700_001, 102);
+    write_pattern_file(&www.join("pub/Release 3/data/empty"), 0, 103);
     let nginx = Nginx::start(&www, &tmp.path().join("nginx"));
     let torrent = torrent_with_origin(&good.join("Release 3"), &nginx.url("/pub/"));
 
@@ -145,7 +145,7 @@ async fn a_download_survives_an_origin_that_fails_for_a_while_and_stalls() {
     use crate::fake_origin::{FakeOrigin, Reply};
     let tmp = tempfile::tempdir().unwrap();
     let source = tmp.path().join("blob.bin");
-    write_file(&source, 600_000, 7);
+    write_pattern_file(&source, 600_000, 7);
     let content = Arc::new(std::fs::read(&source).unwrap());
     let script = Arc::new(|n: usize, _: &crate::fake_origin::Seen| match n {
         0..=2 => Reply::Status(503),

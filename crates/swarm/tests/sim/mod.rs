@@ -5,7 +5,7 @@
 //! simulations with per-link rates. Piece checks are instant: a piece
 //! passes when every block came from an honest node.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -104,7 +104,6 @@ enum SimMessage {
     Block {
         block: BlockRef,
         honest: bool,
-        from: usize,
     },
     Closed,
 }
@@ -578,11 +577,7 @@ impl Simulation {
                     .is_none_or(|every| !n.blocks_sent.is_multiple_of(every));
                 return Some(Queued {
                     key,
-                    message: SimMessage::Block {
-                        block,
-                        honest,
-                        from: node,
-                    },
+                    message: SimMessage::Block { block, honest },
                     bytes: u64::from(block.length) + HEADER_BYTES,
                 });
             }

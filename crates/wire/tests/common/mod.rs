@@ -1,7 +1,5 @@
 //! Shared fixtures: one message of every kind.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use wire::{BlockRef, HashRequest, Message};
 
 pub const BITS: [u8; 3] = [0b1010_0000, 0xff, 0b1100_0000]; // 18 pieces

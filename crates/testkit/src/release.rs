@@ -2,18 +2,18 @@
 //! `shoal get` on loopback: the original, its signed torrent, the
 //! publisher's key, and the command lines both sides need.
 
-// Each test crate that includes this module uses only part of it.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::common::{run, shoal, write_random_file};
+use crate::bins::shoal;
+use crate::command::run;
+use crate::data::write_random_file;
 
 /// A published single-file release and its scratch space: the original
 /// under `seed_dir/NAME`, the signed torrent, the publisher's public key.
+#[derive(Debug)]
 pub struct Release {
     pub tmp: TempDir,
     pub name: String,

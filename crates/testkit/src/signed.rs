@@ -1,19 +1,15 @@
-//! What the tests that run whole trackers share: a signed release, a
-//! runtime per test, and the small helpers of announce queries.
+//! A small release signed as `shoal publish` signs it, made in-process
+//! (no `shoal` binary), for tests of what reads signed torrents.
 
-// Each test binary uses only part of this.
-#![allow(dead_code)]
-
-use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use meta::create::{self, CreateSettings};
 use meta::{Manifest, SignatureBlock};
 
-use super::TempDir;
+use crate::temp::TempDir;
 
+/// Seconds since 1970, as manifests and announces count time.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,26 +38,4 @@ pub fn signed_torrent(key: &SigningKey) -> Vec<u8> {
         origins: Vec::new(),
     };
     torrent.encode(Some(&SignatureBlock::sign(&manifest, key)))
-}
-
-/// Runs a test body on a runtime of its own. A body that panics leaves
-/// trackers running; dropping the runtime would then drop their
-/// PostgreSQL clients inside async code, which panics again and buries
-/// the first message, so the runtime is leaked instead (the test failed;
-/// its process ends soon).
-pub fn block_on(test: impl Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("build the tokio runtime");
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| runtime.block_on(test))) {
-        std::mem::forget(runtime);
-        resume_unwind(panic);
-    }
-}
-
-/// Percent-escapes every byte, as clients send info-hashes and peer ids.
-pub fn escape(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
 }

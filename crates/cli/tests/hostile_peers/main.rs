@@ -21,16 +21,7 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod hostile_peer;
-#[path = "common/raw_peer.rs"]
 mod raw_peer;
-#[path = "common/release.rs"]
-mod release;
-// Its re-export of the libtorrent driver is for the interop tests.
-#[allow(unused_imports)]
-#[path = "common/swarm.rs"]
-mod swarm;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -38,13 +29,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::EngineSettings;
-use hostile_peer::{Knock, LiarConfig, LyingSeed};
 use raw_peer::{closed_within, fd_count, handshake, wait_fd_count_at_most, RawPeer};
-use release::Release;
-use swarm::{Proc, Scene};
+use testkit::lying_seed::{Knock, LiarConfig, LyingSeed};
+use testkit::release::Release;
+use testkit::{Proc, Scene, MIB};
 use wire::{BlockRef, Message};
 
-const MIB: u64 = 1024 * 1024;
 /// No tracker answers here: these swarms are wired by `--peer`.
 const NO_TRACKER: &str = "http://127.0.0.1:9/announce";
 /// How long shoal may take to close a connection after a violation.
@@ -63,11 +53,10 @@ fn start_seed(size: u64, piece: u64, extra: &[&str]) -> SeedUnderTest {
     let scene = Scene::new();
     let release = Release::publish("payload.bin", size, piece, NO_TRACKER, 81);
     let torrent = meta::read_torrent_file(&release.torrent).unwrap();
-    let (proc, addr) = spawn_listening(&scene, "seed", &mut release.seed(extra));
+    let (proc, addr) = scene.spawn_listening("seed", &mut release.seed(extra));
     let peer = RawPeer {
         addr,
         info_hash: engine::wire_info_hash(&torrent),
-        piece_length: torrent.piece_length,
         piece_count: u32::try_from(torrent.piece_count()).unwrap(),
     };
     SeedUnderTest {
@@ -77,25 +66,6 @@ fn start_seed(size: u64, piece: u64, extra: &[&str]) -> SeedUnderTest {
         addr,
         peer,
     }
-}
-
-/// Starts `cmd` and waits for its `started` event's listening address.
-fn spawn_listening(
-    scene: &Scene,
-    name: &str,
-    cmd: &mut std::process::Command,
-) -> (Proc, SocketAddr) {
-    let mut proc = scene.spawn(name, cmd);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = proc.next_json(deadline, |event| {
-        (event["event"] == "started").then(|| {
-            event["listen"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("no listen address in {event}"))
-        })
-    });
-    (proc, addr)
 }
 
 /// Waits for `get` to report completion, panicking at `deadline`.
@@ -338,7 +308,7 @@ fn liar_one_block_in_ten_is_banned_alone() {
     });
     let seeds: Vec<(Proc, SocketAddr)> = ["seed-a", "seed-b"]
         .iter()
-        .map(|name| spawn_listening(&scene, name, &mut release.seed(&["--max-up", "1M"])))
+        .map(|name| scene.spawn_listening(name, &mut release.seed(&["--max-up", "1M"])))
         .collect();
     let honest: Vec<SocketAddr> = seeds.iter().map(|(_, addr)| *addr).collect();
     let out = scene.dir("download");
@@ -347,7 +317,7 @@ fn liar_one_block_in_ten_is_banned_alone() {
         args.extend(["--peer".to_owned(), addr.to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (mut get, get_addr) = spawn_listening(&scene, "get", &mut release.get(&out, &args));
+    let (mut get, get_addr) = scene.spawn_listening("get", &mut release.get(&out, &args));
     liar.knock_again_at(get_addr);
     let deadline = Instant::now() + Duration::from_secs(90);
     wait_complete(&mut get, deadline);
@@ -412,11 +382,10 @@ fn mute_peer_is_snubbed_and_download_completes() {
         mute: true,
     });
     let (_seed, seed_addr) =
-        spawn_listening(&scene, "seed", &mut release.seed(&["--max-up", "128K"]));
+        scene.spawn_listening("seed", &mut release.seed(&["--max-up", "128K"]));
     let out = scene.dir("download");
     let started = Instant::now();
-    let (mut get, _) = spawn_listening(
-        &scene,
+    let (mut get, _) = scene.spawn_listening(
         "get",
         &mut release.get(
             &out,

@@ -1,23 +1,21 @@
 //! Driving a real `shoal agent` process through its local HTTP API: start
 //! it on loopback, call it with the right `Host` and token (or the wrong
-//! ones), and publish releases for it.
+//! ones), and publish and seed releases for it.
 
-// Every test crate that includes this uses only part of it.
-#![allow(dead_code)]
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{field, run, shoal};
-use crate::swarm::{Proc, Scene};
-
-pub const MIB: u64 = 1024 * 1024;
+use crate::bins::shoal;
+use crate::command::run;
+use crate::http::exchange;
+use crate::json::field;
+use crate::process::{Proc, Scene};
 
 /// A running agent and what a client needs to talk to it.
+#[derive(Debug)]
 pub struct Agent {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -89,105 +87,6 @@ pub fn http(
     )
 }
 
-/// An HTTP answer: status, headers (names lower-case) and body.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 exchange with any headers; the body is read to the end
-/// (the request says `Connection: close`), chunked bodies decoded.
-pub fn exchange(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    host: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| {
-            panic!(
-                "not an HTTP response: {}",
-                String::from_utf8_lossy(&response)
-            )
-        });
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = response[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(end) = raw.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size_text = String::from_utf8_lossy(&raw[..end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 || raw.len() < end + 2 + size {
-            return out;
-        }
-        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
-        raw = &raw[(end + 4 + size).min(raw.len())..];
-    }
-}
-
 /// A key pair; returns the key file and the public key in hex.
 pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(name);
@@ -256,16 +155,26 @@ pub fn bytes(release: &Value, key: &str) -> u64 {
     field(release, key).as_u64().unwrap()
 }
 
-/// Percent-encodes everything but ASCII letters and digits, for a URL in
-/// a query string (`/v1/handoff?torrent=…`).
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// Starts `shoal seed TORRENT --data DATA` on loopback, trusting
+/// `publisher`, as the process `name`, and waits until it serves (its
+/// `started` event, which it returns) or `deadline`.
+pub fn start_seed(
+    scene: &Scene,
+    name: &str,
+    torrent: &Path,
+    data: &Path,
+    publisher: &str,
+    deadline: Instant,
+) -> (Proc, Value) {
+    let mut seed = scene.spawn(
+        name,
+        shoal()
+            .arg("seed")
+            .arg(torrent)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--json", "--trust", publisher]),
+    );
+    let started = seed.wait_started(deadline);
+    (seed, started)
 }

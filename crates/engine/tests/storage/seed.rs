@@ -1,8 +1,5 @@
 //! Seeding a customer's existing files: verified once on open, and a file
 //! edited afterwards is caught before any of its bad bytes are served.
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod storage_common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use engine::storage::{PieceStore, StorageError};
 use meta::Torrent;
-use storage_common::*;
+use testkit::data::write_pattern_file;
+
+use crate::{make_torrent, piece_bytes, release_tree, BLOCK};
 
 fn open(torrent: &Arc<Torrent>, data_dir: &Path) -> Result<(PieceStore, Vec<bool>), StorageError> {
     PieceStore::open_seed(Arc::clone(torrent), data_dir, &|_| {})
@@ -51,7 +50,7 @@ fn edit(path: &Path, at: u64, seconds_ahead: u64) {
 fn original_data_is_all_valid_and_progress_counts_every_byte() {
     let src = tempfile::tempdir().unwrap();
     let release = release_tree(src.path());
-    write_file(&src.path().join("single.bin"), 250_000, 6);
+    write_pattern_file(&src.path().join("single.bin"), 250_000, 6);
     let cases = [
         (make_torrent(&release, 16_384, false), src.path()),
         (make_torrent(&release, 65_536, true), src.path()),
@@ -145,7 +144,7 @@ fn a_file_edited_while_seeding_is_caught_before_a_bad_block_is_sent() {
 #[test]
 fn a_file_truncated_while_seeding_is_caught() {
     let src = tempfile::tempdir().unwrap();
-    write_file(&src.path().join("disk.img"), 200_000, 8);
+    write_pattern_file(&src.path().join("disk.img"), 200_000, 8);
     let torrent = make_torrent(&src.path().join("disk.img"), 32_768, true);
     let (store, _) = open(&torrent, src.path()).unwrap();
     let file = std::fs::OpenOptions::new()
@@ -175,7 +174,7 @@ fn missing_or_resized_files_are_named() {
     }
     assert!(err.to_string().contains("two.bin"), "{err}");
 
-    write_file(&release.join("a/two.bin"), 16_384 * 3 - 1, 2);
+    write_pattern_file(&release.join("a/two.bin"), 16_384 * 3 - 1, 2);
     match open(&torrent, src.path()).unwrap_err() {
         StorageError::WrongSize {
             path,
@@ -198,7 +197,7 @@ fn missing_or_resized_files_are_named() {
 #[test]
 fn a_seed_is_never_written_to() {
     let src = tempfile::tempdir().unwrap();
-    write_file(&src.path().join("setup.exe"), 50_000, 1);
+    write_pattern_file(&src.path().join("setup.exe"), 50_000, 1);
     let torrent = make_torrent(&src.path().join("setup.exe"), 16_384, false);
     let (store, _) = open(&torrent, src.path()).unwrap();
     assert!(matches!(

@@ -1,7 +1,5 @@
-//! Fixtures shared by the tracker's integration tests.
-
-pub mod fixture;
-pub mod pg;
+//! A named scratch folder for tests that hand paths to other processes or
+//! users (a PostgreSQL server, a tracker's SQLite file).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +12,7 @@ impl TempDir {
     pub fn new() -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("shoal-tracker-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("shoal-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
@@ -29,5 +27,11 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
     }
 }

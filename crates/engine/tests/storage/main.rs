@@ -1,6 +1,12 @@
-//! Helpers shared by the storage tests: release trees on disk, torrents
-//! made from them, and pieces assembled from the source files.
-#![allow(dead_code)] // each test crate uses its own subset
+//! `PieceStore` on real files: downloads, resume state and seeding from a
+//! publisher's folder. Below, what those tests share: release trees on
+//! disk, torrents made from them, and pieces assembled from the source
+//! files.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod download;
+mod resume;
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,27 +16,19 @@ use engine::storage::PieceStore;
 use meta::create::{self, CreateSettings};
 use meta::layout::Layout;
 use meta::Torrent;
+use testkit::data::write_pattern_file;
 
 pub const BLOCK: u32 = 16_384;
-
-/// Writes `len` bytes of a pattern that differs per `seed` and per offset.
-pub fn write_file(path: &Path, len: usize, seed: u8) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
-        .collect();
-    std::fs::write(path, data).unwrap();
-}
 
 /// A folder release with nested folders, an empty file and sizes that are
 /// not multiples of any piece size. Returns its path (`root/release`).
 pub fn release_tree(root: &Path) -> PathBuf {
     let release = root.join("release");
-    write_file(&release.join("a/deep/one.bin"), 100_000, 1);
-    write_file(&release.join("a/two.bin"), 16_384 * 3, 2);
-    write_file(&release.join("c/empty"), 0, 3);
-    write_file(&release.join("d.bin"), 5, 4);
-    write_file(&release.join("e.bin"), 300_001, 5);
+    write_pattern_file(&release.join("a/deep/one.bin"), 100_000, 1);
+    write_pattern_file(&release.join("a/two.bin"), 16_384 * 3, 2);
+    write_pattern_file(&release.join("c/empty"), 0, 3);
+    write_pattern_file(&release.join("d.bin"), 5, 4);
+    write_pattern_file(&release.join("e.bin"), 300_001, 5);
     release
 }
 

@@ -1,8 +1,5 @@
 //! Saved progress: survives a restart, never takes a damaged or foreign
 //! file for progress, and is replaced atomically.
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod storage_common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +8,9 @@ use std::sync::Arc;
 use engine::resume::{ResumeState, ResumeWarning};
 use engine::storage::PieceStore;
 use meta::Torrent;
-use storage_common::*;
+use testkit::data::write_pattern_file;
+
+use crate::{listing, make_torrent, piece_bytes, release_tree, write_piece};
 
 /// Downloads and verifies the pieces in `pieces`, saves progress, and
 /// returns the path of the resume file.
@@ -83,8 +82,8 @@ fn damaged_resume_files_mean_no_progress_and_a_warning() {
 fn another_torrents_resume_file_is_ignored() {
     let src_a = tempfile::tempdir().unwrap();
     let src_b = tempfile::tempdir().unwrap();
-    write_file(&src_a.path().join("setup.exe"), 100_000, 1);
-    write_file(&src_b.path().join("setup.exe"), 100_000, 2);
+    write_pattern_file(&src_a.path().join("setup.exe"), 100_000, 1);
+    write_pattern_file(&src_b.path().join("setup.exe"), 100_000, 2);
     let a = make_torrent(&src_a.path().join("setup.exe"), 16_384, false);
     let b = make_torrent(&src_b.path().join("setup.exe"), 16_384, false);
     let out = tempfile::tempdir().unwrap();
@@ -149,7 +148,7 @@ fn temp_files_left_by_a_killed_save_are_ignored_and_removed() {
 #[test]
 fn concurrent_loads_always_see_a_whole_state() {
     let src = tempfile::tempdir().unwrap();
-    write_file(&src.path().join("big.bin"), 64 * 16_384 - 100, 7);
+    write_pattern_file(&src.path().join("big.bin"), 64 * 16_384 - 100, 7);
     let torrent = make_torrent(&src.path().join("big.bin"), 16_384, false);
     let count = u32::try_from(torrent.piece_count()).unwrap();
     assert_eq!(count, 64);

@@ -1,15 +1,17 @@
 //! Downloads through `PieceStore`: every block written and checked, the
 //! release moved into place only by `finish`, never visible before.
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod storage_common;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use engine::resume::ResumeState;
 use engine::storage::{PieceStore, StorageError};
-use storage_common::*;
+use testkit::data::write_pattern_file;
+
+use crate::{
+    assert_same_files, download_all, listing, make_torrent, piece_bytes, release_tree, write_piece,
+    BLOCK,
+};
 
 /// Downloads `source` (held in `src_base`) into a fresh folder and checks
 /// the result byte for byte.
@@ -65,7 +67,7 @@ fn hybrid_and_v2_folders_round_trip_and_appear_only_when_finished() {
 fn single_files_round_trip() {
     let src = tempfile::tempdir().unwrap();
     let file = src.path().join("setup.exe");
-    write_file(&file, 250_000, 6);
+    write_pattern_file(&file, 250_000, 6);
     for v2_only in [false, true] {
         round_trip(src.path(), &file, 32_768, v2_only);
     }
@@ -89,7 +91,7 @@ fn many_files_round_trip_through_a_bounded_handle_cache() {
     let src = tempfile::tempdir().unwrap();
     let release = src.path().join("many");
     for i in 0..300 {
-        write_file(
+        write_pattern_file(
             &release.join(format!("d{}/f{i:03}", i % 7)),
             1_000 + i * 37,
             i as u8,
@@ -165,7 +167,7 @@ fn finish_refuses_an_incomplete_download() {
 fn an_existing_final_path_is_never_overwritten() {
     let src = tempfile::tempdir().unwrap();
     let file = src.path().join("setup.exe");
-    write_file(&file, 70_000, 9);
+    write_pattern_file(&file, 70_000, 9);
     let torrent = make_torrent(&file, 16_384, false);
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("setup.exe"), b"the customer's own file").unwrap();
@@ -224,8 +226,8 @@ fn a_crash_after_the_final_move_leaves_no_staging_behind() {
 fn pad_bytes_read_as_zeros_and_are_never_stored() {
     let src = tempfile::tempdir().unwrap();
     let release = src.path().join("padded");
-    write_file(&release.join("a.bin"), 20_000, 1); // a pad fills the rest of piece 0
-    write_file(&release.join("b.bin"), 10, 2);
+    write_pattern_file(&release.join("a.bin"), 20_000, 1); // a pad fills the rest of piece 0
+    write_pattern_file(&release.join("b.bin"), 10, 2);
     let torrent = make_torrent(&release, 65_536, false);
     let out = tempfile::tempdir().unwrap();
     let (store, _) = PieceStore::open_download(Arc::clone(&torrent), out.path()).unwrap();
@@ -256,7 +258,7 @@ fn pad_bytes_read_as_zeros_and_are_never_stored() {
 fn out_of_range_requests_are_bad_blocks() {
     let src = tempfile::tempdir().unwrap();
     let file = src.path().join("f.bin");
-    write_file(&file, 40_000, 3);
+    write_pattern_file(&file, 40_000, 3);
     let torrent = make_torrent(&file, 32_768, false);
     let out = tempfile::tempdir().unwrap();
     let (store, _) = PieceStore::open_download(Arc::clone(&torrent), out.path()).unwrap();
@@ -283,7 +285,7 @@ fn out_of_range_requests_are_bad_blocks() {
 fn a_finished_download_is_served_and_guarded_like_a_seed() {
     let src = tempfile::tempdir().unwrap();
     let file = src.path().join("setup.exe");
-    write_file(&file, 100_000, 4);
+    write_pattern_file(&file, 100_000, 4);
     let torrent = make_torrent(&file, 16_384, false);
     let out = tempfile::tempdir().unwrap();
     let (store, _) = PieceStore::open_download(Arc::clone(&torrent), out.path()).unwrap();

@@ -7,15 +7,14 @@
 //! next to the web seed; any one path can be slowed, or redirected
 //! elsewhere. One thread per connection.
 
-// Every test crate that includes this uses only part of it.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::http::parse_range;
 
 /// One request as the site saw it.
 #[derive(Debug, Clone)]
@@ -33,7 +32,7 @@ impl Request {
 }
 
 /// What every connection shares.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Shared {
     files: Mutex<HashMap<String, Vec<u8>>>,
     log: Mutex<Vec<Request>>,
@@ -45,6 +44,7 @@ struct Shared {
     slow_paths: Mutex<HashMap<String, u64>>,
 }
 
+#[derive(Debug)]
 pub struct PublisherSite {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
@@ -172,7 +172,11 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         _ => "application/octet-stream",
     };
     let len = body.len() as u64;
-    let (status, start, end) = match header("range").as_deref().and_then(|r| range(r, len)) {
+    let (status, start, end) = match header("range")
+        .as_deref()
+        .and_then(parse_range)
+        .and_then(|r| r.resolve(len))
+    {
         Some((start, end)) => ("206 Partial Content", start, end),
         None => ("200 OK", 0, len),
     };
@@ -215,20 +219,4 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         }
         std::thread::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64));
     }
-}
-
-/// One `bytes=A-B`, `bytes=A-` or `bytes=-N` range of a body of `len`
-/// bytes as `[start, end)`; anything else is answered with the whole body.
-fn range(header: &str, len: u64) -> Option<(u64, u64)> {
-    let spec = header.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => (len.saturating_sub(n.parse().ok()?), len),
-        (a, "") => (a.parse().ok()?, len),
-        (a, b) => (a.parse().ok()?, (b.parse::<u64>().ok()? + 1).min(len)),
-    };
-    (start < end).then_some((start, end))
 }

@@ -1,24 +1,19 @@
-//! Helpers for swarm tests that run real clients side by side on loopback:
-//! long-running processes that are killed however a test ends, their output
-//! read line by line against deadlines, a local `shoal-tracker`, tracker
-//! scrapes, and the libtorrent driver.
+//! Long-running processes for tests that run real clients side by side on
+//! loopback: each is killed however its test ends, and its output is read
+//! line by line against deadlines.
 //!
 //! Every wait here has a deadline, so a stuck client fails its test with
 //! the logs of every process in it instead of hanging the suite.
 
-// Each test crate that includes this module uses only part of it.
-#![allow(dead_code)]
-
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bencode::Limits;
 use tempfile::TempDir;
 
 /// How much of each log a failed test prints.
@@ -27,6 +22,7 @@ const LOG_TAIL_BYTES: usize = 6 * 1024;
 /// One test's scratch folder. Processes log into `logs/`; when the test
 /// panics, dropping the scene prints every log there, so a failure shows
 /// what each client said.
+#[derive(Debug)]
 pub struct Scene {
     tmp: TempDir,
     logs: PathBuf,
@@ -53,6 +49,22 @@ impl Scene {
 
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.logs.join(name)
+    }
+
+    /// Starts `cmd` (shoal with `--json`) as the process called `name` and
+    /// waits up to 30 s for its `started` event's listening address.
+    pub fn spawn_listening(&self, name: &str, cmd: &mut Command) -> (Proc, SocketAddr) {
+        let mut proc = self.spawn(name, cmd);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = proc.next_json(deadline, |event| {
+            (event["event"] == "started").then(|| {
+                event["listen"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("no listen address in {event}"))
+            })
+        });
+        (proc, addr)
     }
 
     /// Starts `cmd` as the process called `name`: stdin empty, stdout read
@@ -124,6 +136,7 @@ impl Drop for Scene {
 }
 
 /// A child process that is killed (SIGKILL) when dropped still running.
+#[derive(Debug)]
 pub struct Proc {
     name: String,
     command: String,
@@ -183,6 +196,13 @@ impl Proc {
             } else {
                 None
             }
+        })
+    }
+
+    /// Waits for shoal's `started` event (`--json`) and returns it.
+    pub fn wait_started(&mut self, deadline: Instant) -> serde_json::Value {
+        self.next_json(deadline, |event| {
+            (event["event"] == "started").then(|| event.clone())
         })
     }
 
@@ -257,196 +277,4 @@ pub fn wait_until(deadline: Instant, what: &str, mut done: impl FnMut() -> bool)
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
-}
-
-/// Every regular file under `root`, as paths relative to it, sorted; for
-/// a file, one empty path (`root` itself).
-pub fn files_under(root: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).expect("under root").to_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if root.is_dir() {
-        walk(root, root, &mut out);
-    } else {
-        out.push(PathBuf::new());
-    }
-    out.sort();
-    out
-}
-
-/// Whether every file of `expected` (a file or a folder) exists under
-/// `actual` with the same bytes. Extra files in `actual` are allowed:
-/// clients keep partial files and state of their own next to the data.
-pub fn same_content(expected: &Path, actual: &Path) -> bool {
-    files_under(expected).iter().all(|relative| {
-        let (want, got) = (joined(expected, relative), joined(actual, relative));
-        match (fs::read(&want), fs::read(&got)) {
-            (Ok(want), Ok(got)) => want == got,
-            _ => false,
-        }
-    })
-}
-
-/// Asserts that `actual` holds every file of `expected` byte for byte,
-/// naming the first file that differs.
-pub fn assert_same_content(expected: &Path, actual: &Path) {
-    for relative in files_under(expected) {
-        let (want, got) = (joined(expected, &relative), joined(actual, &relative));
-        let want_bytes = fs::read(&want).unwrap_or_else(|e| panic!("read {}: {e}", want.display()));
-        let got_bytes = fs::read(&got)
-            .unwrap_or_else(|e| panic!("downloaded {} is missing: {e}", got.display()));
-        assert_eq!(
-            want_bytes.len(),
-            got_bytes.len(),
-            "size of {}",
-            got.display()
-        );
-        if let Some(offset) = want_bytes.iter().zip(&got_bytes).position(|(a, b)| a != b) {
-            panic!(
-                "{} differs from {} at byte {offset}",
-                got.display(),
-                want.display()
-            );
-        }
-    }
-}
-
-/// `root/relative`, or `root` itself for an empty `relative` (which
-/// `Path::join` would turn into `root/`, a directory path).
-fn joined(root: &Path, relative: &Path) -> PathBuf {
-    if relative.as_os_str().is_empty() {
-        root.to_owned()
-    } else {
-        root.join(relative)
-    }
-}
-
-/// A `shoal-tracker` serving on a free loopback port.
-pub struct LocalTracker {
-    pub proc: Proc,
-    /// `http://127.0.0.1:PORT/announce`.
-    pub announce: String,
-}
-
-impl LocalTracker {
-    pub fn start(scene: &Scene) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"));
-        // Every test peer is on 127.0.0.1: lift the per-address limit of
-        // sessions per swarm (8 by default), which is for the internet.
-        cmd.args([
-            "serve",
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-sessions-per-ip",
-            "64",
-        ]);
-        let mut proc = scene.spawn("tracker", &mut cmd);
-        // It prints `listening on http://ADDR/announce` once bound.
-        let announce = proc.next_line(Instant::now() + Duration::from_secs(20), |line| {
-            line.strip_prefix("listening on ").map(str::to_owned)
-        });
-        LocalTracker { proc, announce }
-    }
-
-    /// `(complete, incomplete)`: how many seeds and leechers the tracker
-    /// lists for `info_hash` (v1, or a v2 hash truncated to 20 bytes).
-    pub fn scrape(&self, info_hash: &[u8; 20]) -> (i64, i64) {
-        let rest = self
-            .announce
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("not an http URL: {}", self.announce));
-        let (host, path) = rest.split_once('/').expect("URL has a path");
-        let path = path.replace("announce", "scrape");
-        let query: String = info_hash.iter().map(|b| format!("%{b:02X}")).collect();
-        let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("set timeout");
-        write!(
-            stream,
-            "GET /{path}?info_hash={query} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send scrape");
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .expect("read scrape response");
-        let body_at = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("no HTTP body: {}", String::from_utf8_lossy(&response)))
-            + 4;
-        let body = &response[body_at..];
-        let value = bencode::decode(body, Limits::default()).unwrap_or_else(|e| {
-            panic!(
-                "scrape body is not bencode ({e:?}): {}",
-                String::from_utf8_lossy(body)
-            )
-        });
-        let stats = value
-            .get("files")
-            .and_then(|files| files.as_dict())
-            .and_then(|files| files.iter().find(|(key, _)| *key == info_hash.as_slice()))
-            .map(|(_, stats)| stats);
-        let count = |key| {
-            stats
-                .and_then(|s| s.get(key))
-                .and_then(|v| v.as_int())
-                .unwrap_or(0)
-        };
-        (count("complete"), count("incomplete"))
-    }
-
-    /// Waits until the tracker lists at least `seeds` seeds and `leechers`
-    /// leechers for `info_hash`, so that the next client's first announce
-    /// already names them.
-    pub fn wait_for(&self, info_hash: &[u8; 20], seeds: i64, leechers: i64, deadline: Instant) {
-        wait_until(
-            deadline,
-            &format!("the tracker to list {seeds} seed(s) and {leechers} leecher(s)"),
-            || {
-                let (complete, incomplete) = self.scrape(info_hash);
-                complete >= seeds && incomplete >= leechers
-            },
-        );
-    }
-}
-
-/// Parses 40 hex digits into a 20-byte info-hash.
-pub fn info_hash_v1(hex: &str) -> [u8; 20] {
-    assert_eq!(hex.len(), 40, "not a v1 info-hash: {hex}");
-    let mut out = [0u8; 20];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .unwrap_or_else(|e| panic!("not hex: {hex}: {e}"));
-    }
-    out
-}
-
-/// The libtorrent driver, shared with the other interop tests.
-pub use super::common::lt_driver;
-
-/// Panics with an install hint unless `program` runs with `--version`.
-pub fn require_program(program: &str, package: &str) {
-    let ok = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "these interop tests need `{program}` (Debian package {package}); \
-         run scripts/test.sh, which installs it"
-    );
 }

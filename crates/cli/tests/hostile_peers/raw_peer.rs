@@ -6,9 +6,6 @@
 //! Every read has a deadline, so a shoal that neither answers nor closes
 //! fails the test instead of hanging it.
 
-// Each test crate that includes this module uses only part of it.
-#![allow(dead_code)]
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -21,7 +18,6 @@ pub struct RawPeer {
     pub addr: SocketAddr,
     /// The info-hash in handshakes (`engine::wire_info_hash`).
     pub info_hash: [u8; 20],
-    pub piece_length: u64,
     pub piece_count: u32,
 }
 
