@@ -19,13 +19,6 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/agent_api.rs"]
-mod agent_api;
-mod common;
-#[path = "common/swarm.rs"]
-#[allow(unused_imports)]
-mod swarm;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,9 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use agent_api::{http, keygen, publish, write_config, Agent};
-use common::{field, write_random_file};
-use swarm::{wait_until, Scene};
+use testkit::agent::{http, keygen, publish, write_config, Agent};
+use testkit::{field, wait_until, write_random_file, Scene};
 
 /// A stop shorter than this would not show a lock held across it.
 const SLOW_STOP: Duration = Duration::from_secs(3);

@@ -5,16 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod sim;
-
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sim::synthetic_layout;
 use swarm::picker::BLOCK;
 use swarm::{
     Action, Bitfield, DisconnectReason, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings,
 };
+use testkit::layout::synthetic_layout;
 use wire::{BlockRef, Message};
 
 fn id(first: u8) -> [u8; 20] {

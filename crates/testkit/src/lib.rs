@@ -20,6 +20,7 @@ pub mod data;
 pub mod http;
 pub mod interop;
 pub mod json;
+pub mod layout;
 // Both rely on Unix: SO_REUSEPORT, and running the server as `postgres`.
 #[cfg(unix)]
 pub mod lying_seed;
