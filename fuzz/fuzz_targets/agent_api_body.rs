@@ -12,7 +12,6 @@ use serde::Deserialize;
 /// Mirrors `AddRequest` in crates/agent/src/api.rs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct AddRequest {
     torrent: String,
 }
