@@ -148,7 +148,9 @@ impl RunRecord {
             .map(|n| n.get())
             .unwrap_or(1);
         RunRecord {
-            date: civil_date(unix_time),
+            date: units::days::format_day(units::days::day_of(
+                i64::try_from(unix_time).unwrap_or(i64::MAX),
+            )),
             unix_time,
             implementation: implementation.to_owned(),
             origin,
@@ -190,20 +192,6 @@ impl RunRecord {
             peers_detail: m.peers,
         }
     }
-}
-
-/// `YYYY-MM-DD` (UTC) of a Unix time (Howard Hinnant's days-to-civil).
-fn civil_date(unix: u64) -> String {
-    let z = (unix / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn opt(value: Option<f64>, digits: usize) -> String {
@@ -281,11 +269,5 @@ mod tests {
         assert!((scenario(20).t_min_s() - 20.0 * 64.0 / 44.0).abs() < 1e-9);
         // N = 1: the origin's upload is the limit.
         assert!((scenario(1).t_min_s() - 16.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(1_795_392_000), "2026-11-23");
     }
 }

@@ -10,7 +10,7 @@ use engine::EngineError;
 
 use crate::report::Reporter;
 use crate::transfer::{self, NetArgs};
-use crate::units::parse_bytes;
+use units::parse_bytes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use meta::{SignatureStatus, Torrent};
 use serde_json::json;
 
-use crate::units::format_bytes;
+use units::format_bytes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

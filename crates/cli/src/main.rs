@@ -15,7 +15,6 @@ mod report;
 mod seed;
 mod source;
 mod transfer;
-mod units;
 
 use std::process::ExitCode;
 

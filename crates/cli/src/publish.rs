@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use meta::create::{self, CreateSettings};
 use meta::{Manifest, SignatureBlock};
 
-use crate::units::{format_bytes, parse_bytes};
+use units::{format_bytes, parse_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use meta::Torrent;
 use serde_json::json;
 
-use crate::units::format_bytes;
+use units::format_bytes;
 
 #[derive(Debug)]
 pub enum Reporter {

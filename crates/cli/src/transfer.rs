@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use engine::{Engine, EngineError, EngineSettings, TorrentEvent, TorrentHandle};
 
 use crate::report::Reporter;
-use crate::units::parse_bytes;
+use units::parse_bytes;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct NetArgs {

@@ -9,6 +9,7 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
+use units::format_bytes;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
@@ -166,22 +167,6 @@ fn page_shell(title: &str, body: &str) -> String {
     )
 }
 
-/// Bytes in the largest fitting binary unit.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 fn offload(totals: &Totals) -> String {
     totals
         .offload_percent
@@ -204,11 +189,11 @@ pub(crate) fn render(report: &UsageReport) -> String {
         report.from,
         report.to,
         offload(t),
-        human_bytes(t.usage.peer_bytes),
-        human_bytes(t.usage.origin_bytes),
-        human_bytes(t.usage.unattributed_bytes),
+        format_bytes(t.usage.peer_bytes),
+        format_bytes(t.usage.origin_bytes),
+        format_bytes(t.usage.unattributed_bytes),
         t.usage.completions,
-        human_bytes(t.usage.flagged_bytes),
+        format_bytes(t.usage.flagged_bytes),
     );
     body.push_str(&chart(report));
     body.push_str(
@@ -223,14 +208,14 @@ pub(crate) fn render(report: &UsageReport) -> String {
             escape(&r.name),
             if r.withdrawn { " (withdrawn)" } else { "" },
             r.info_hash,
-            human_bytes(r.size),
-            human_bytes(r.totals.usage.peer_bytes),
-            human_bytes(r.totals.usage.origin_bytes),
-            human_bytes(r.totals.usage.unattributed_bytes),
+            format_bytes(r.size),
+            format_bytes(r.totals.usage.peer_bytes),
+            format_bytes(r.totals.usage.origin_bytes),
+            format_bytes(r.totals.usage.unattributed_bytes),
             offload(&r.totals),
             r.totals.usage.completions,
             r.totals.peer_days,
-            human_bytes(r.totals.usage.flagged_bytes),
+            format_bytes(r.totals.usage.flagged_bytes),
         );
     }
     body.push_str("</table><p>The same data as JSON: <code>GET /api/v1/usage</code> with <code>Authorization: Bearer TOKEN</code>.</p>");
@@ -270,8 +255,8 @@ fn chart(report: &UsageReport) -> String {
              <rect class=\"origin\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{origin_h:.1}\"/>\
              <rect class=\"peer\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{peer_h:.1}\"/></g>",
             day.day,
-            human_bytes(day.totals.usage.peer_bytes),
-            human_bytes(day.totals.usage.origin_bytes),
+            format_bytes(day.totals.usage.peer_bytes),
+            format_bytes(day.totals.usage.origin_bytes),
             HEIGHT - origin_h,
             HEIGHT - origin_h - peer_h,
         );
@@ -318,7 +303,7 @@ mod tests {
     #[test]
     fn names_are_escaped_and_bytes_readable() {
         assert_eq!(escape("<b>\"x\"&'"), "&lt;b&gt;&quot;x&quot;&amp;&#39;");
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(64 << 20), "64.0 MiB");
     }
 }

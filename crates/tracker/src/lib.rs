@@ -45,7 +45,6 @@ mod background;
 mod client_addr;
 mod control;
 mod dashboard;
-pub mod days;
 mod error;
 mod http;
 mod ids;
@@ -75,6 +74,8 @@ pub use admission::{AdmitAll, Admitted, Refusal, SwarmAdmission};
 pub use api::{new_token, token_hash};
 pub use error::TrackerError;
 pub use settings::TrackerSettings;
+/// Day numbers and `YYYY-MM-DD`, shared with the rest of shoal.
+pub use units::days;
 
 use listener::BoundedListener;
 use peer_store::PeerStore;

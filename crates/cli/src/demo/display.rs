@@ -9,7 +9,7 @@ use engine::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::units::format_bytes;
+use units::format_bytes;
 
 /// Plain-line period when stderr is not a terminal.
 const LINE_PERIOD: Duration = Duration::from_secs(3);

@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracker::store::Store;
 
-use crate::units::{format_bytes, parse_bytes};
 use crowd::PeerCaps;
+use units::{format_bytes, parse_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

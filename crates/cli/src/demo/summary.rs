@@ -8,7 +8,7 @@ use engine::Progress;
 use serde_json::{json, Value};
 
 use super::crowd::{Outcome, PeerCaps};
-use crate::units::format_bytes;
+use units::format_bytes;
 
 /// The Kumar–Ross lower bound on the time to deliver `size` bytes to
 /// `peers` peers (Kumar & Ross, "Peer-assisted file distribution: the

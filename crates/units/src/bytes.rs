@@ -1,4 +1,5 @@
-//! Byte counts as people type them: `16384`, `16k`, `4M`, `1GiB`.
+//! Byte counts as people type them (`16384`, `16k`, `4M`, `1GiB`) and read
+//! them (`1.5 GiB`).
 
 /// Parses a byte count with an optional binary suffix (k, M, G, T; with or
 /// without `i`/`B`, any case). Used by clap as a value parser.
@@ -31,7 +32,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// A byte count for people: `1.5 GiB`.
 pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit < UNITS.len() - 1 {

@@ -50,6 +50,7 @@ mod tests {
         assert_eq!(format_day(0), "1970-01-01");
         assert_eq!(parse_day("2000-03-01"), Some(11_017));
         assert_eq!(format_day(20_415), "2025-11-23");
+        assert_eq!(format_day(day_of(1_795_392_000)), "2026-11-23");
         for day in (-1000..30_000).step_by(97) {
             assert_eq!(parse_day(&format_day(day)), Some(day));
         }
