@@ -138,12 +138,7 @@ pub fn parse_well_known(body: &[u8]) -> Result<Vec<[u8; 32]>, String> {
         .publishers
         .iter()
         .take(crate::settings::MAX_TRUSTED_KEYS)
-        .map(|key| {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(key, &mut bytes)
-                .map_err(|_| format!("{key:?} is not a 64-hex-digit public key"))?;
-            Ok(bytes)
-        })
+        .map(|key| crate::settings::parse_key(key))
         .collect()
 }
 
@@ -461,10 +456,13 @@ mod tests {
 
     #[test]
     fn well_known_keys_are_parsed_and_bounded() {
-        let key = "ab".repeat(32);
+        let key = "cd".repeat(32);
         let body = format!("{{\"publishers\": [\"{key}\"]}}");
-        assert_eq!(parse_well_known(body.as_bytes()), Ok(vec![[0xab; 32]]));
+        assert_eq!(parse_well_known(body.as_bytes()), Ok(vec![[0xcd; 32]]));
         assert!(parse_well_known(b"{\"publishers\": [\"abc\"]}").is_err());
+        // 64 hex digits, but no ed25519 point.
+        let not_a_point = format!("{{\"publishers\": [\"{}\"]}}", "ab".repeat(32));
+        assert!(parse_well_known(not_a_point.as_bytes()).is_err());
         assert!(parse_well_known(b"[]").is_err());
         assert!(parse_well_known(&vec![b' '; MAX_WELL_KNOWN_BYTES + 1]).is_err());
     }

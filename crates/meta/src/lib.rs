@@ -7,10 +7,12 @@ mod error;
 pub mod merkle;
 mod parse;
 pub mod path;
+mod publisher_key;
 pub mod signature;
 mod torrent;
 
 pub use error::TorrentError;
+pub use publisher_key::{PublisherKey, PublisherKeyError};
 pub use signature::{Manifest, SignatureBlock, SignatureStatus};
 pub use torrent::{
     FileEntry, Hash160, InfoHashes, MetaVersion, Torrent, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES,
