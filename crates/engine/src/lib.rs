@@ -9,12 +9,14 @@ pub mod address_policy;
 mod announcer;
 mod connection;
 mod events;
+pub mod http_body;
 mod rate_limit;
 mod reader;
 pub mod resume;
 mod session;
 mod settings;
 pub mod storage;
+pub mod torrent_source;
 pub mod tracker_client;
 pub mod web_seed;
 

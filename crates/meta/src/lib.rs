@@ -22,6 +22,17 @@ pub use torrent::{
 /// Reads and parses a torrent file, refusing one too large to be a torrent
 /// before reading it whole.
 pub fn read_torrent_file(path: &std::path::Path) -> Result<Torrent, ReadTorrentError> {
+    let bytes = read_torrent_bytes(path)?;
+    Torrent::from_bytes(&bytes).map_err(|source| ReadTorrentError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a torrent file's bytes, at most one past [`MAX_TORRENT_BYTES`]: a
+/// huge file is never read whole, and [`Torrent::from_bytes`] refuses what
+/// was read as too large.
+pub fn read_torrent_bytes(path: &std::path::Path) -> Result<Vec<u8>, ReadTorrentError> {
     use std::io::Read;
     let io = |source| ReadTorrentError::Io {
         path: path.to_path_buf(),
@@ -32,10 +43,7 @@ pub fn read_torrent_file(path: &std::path::Path) -> Result<Torrent, ReadTorrentE
     file.take(MAX_TORRENT_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    Torrent::from_bytes(&bytes).map_err(|source| ReadTorrentError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(bytes)
 }
 
 /// A torrent file that could not be read or is not a valid torrent.
