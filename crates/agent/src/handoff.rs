@@ -392,7 +392,7 @@ async fn fetch_well_known(origin: &str) -> Result<Vec<[u8; 32]>, String> {
         .https_only(true)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut response = client
+    let response = client
         .get(&url)
         .send()
         .await
@@ -400,13 +400,9 @@ async fn fetch_well_known(origin: &str) -> Result<Vec<[u8; 32]>, String> {
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_WELL_KNOWN_BYTES {
-            return Err(format!("{url} is larger than {MAX_WELL_KNOWN_BYTES} bytes"));
-        }
-    }
+    let body = engine::http_body::read_capped(response, MAX_WELL_KNOWN_BYTES as u64)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     parse_well_known(&body).map_err(|e| format!("{url}: {e}"))
 }
 
