@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use engine::atomic_file::FileAccess;
 use indicatif::{ProgressBar, ProgressStyle};
 use meta::create::{self, CreateSettings};
 use meta::{Manifest, SignatureBlock};
@@ -233,17 +234,11 @@ fn web_origin(url: &str) -> Result<String> {
     }
 }
 
-/// Writes to a temporary file beside `path`, then renames it into place, so
+/// Writes the torrent atomically and durably (file and folder fsynced), so
 /// a reader never sees half a torrent.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path.file_name().context("--out needs a file name")?;
-    let temp = dir.join(format!(".{}.partial", file_name.to_string_lossy()));
-    std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::rename(&temp, path))
+    path.file_name().context("--out needs a file name")?;
+    engine::atomic_file::write_atomically(path, bytes, FileAccess::Default)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

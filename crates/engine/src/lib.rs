@@ -7,6 +7,7 @@
 mod accept;
 pub mod address_policy;
 mod announcer;
+pub mod atomic_file;
 mod connection;
 mod events;
 pub mod http_body;
