@@ -10,6 +10,7 @@ mod announcer;
 pub mod atomic_file;
 mod connection;
 mod events;
+mod http_client;
 pub mod http_body;
 mod rate_limit;
 mod reader;
@@ -39,6 +40,7 @@ pub use rate_limit::RateLimiter;
 pub use reader::{PieceReader, ReadError};
 pub use settings::EngineSettings;
 
+use http_client::HttpClients;
 use session::{Internal, Session, SessionSetup};
 use storage::{PieceStore, StorageError};
 
@@ -109,6 +111,8 @@ struct Shared {
     upload_limit: Arc<RateLimiter>,
     /// Torrents by the info-hash peers use in the handshake.
     routes: Mutex<HashMap<[u8; 20], Route>>,
+    /// Every torrent's trackers and web seeds share these.
+    http: HttpClients,
 }
 
 /// How one torrent runs, beyond the engine's settings.
@@ -184,6 +188,7 @@ impl Engine {
             listen_addr,
             peer_id: new_peer_id(),
             routes: Mutex::new(HashMap::new()),
+            http: HttpClients::default(),
         });
         tokio::spawn(accept_loop(listener, Arc::downgrade(&shared)));
         Ok(Engine { shared })
@@ -343,16 +348,22 @@ impl Engine {
             rand::random(),
             now,
         );
+        let http = self
+            .shared
+            .http
+            .get(options.remote, &self.shared.settings.web_seed)
+            .map_err(|e| EngineError::Internal(format!("cannot start the HTTP client: {e}")))?;
         // The first web seed shoal can use is the origin (BEP 19).
         let origin = torrent
             .web_seeds
             .iter()
             .find_map(|url| {
-                web_seed::WebSeed::with_policy(
+                web_seed::WebSeed::with_client(
                     url,
                     torrent.clone(),
                     self.shared.settings.web_seed.clone(),
                     options.remote,
+                    http.clone(),
                 )
                 .ok()
             })
@@ -379,6 +390,7 @@ impl Engine {
             origin,
             seeding,
             remote: options.remote,
+            http,
             events: events_tx,
         };
         let shared = Arc::downgrade(&self.shared);

@@ -115,6 +115,8 @@ pub(crate) struct SessionSetup {
     pub seeding: bool,
     /// Where its trackers may be reached.
     pub remote: crate::AddressPolicy,
+    /// The engine's HTTP client for `remote`, shared with other torrents.
+    pub http: reqwest::Client,
     pub events: mpsc::Sender<TorrentEvent>,
 }
 
@@ -193,6 +195,7 @@ impl Session {
             key: rand::random(),
             timeout: setup.settings.tracker_timeout,
             remote: setup.remote,
+            client: setup.http.clone(),
         };
         let announcer: JoinHandle<()> =
             tokio::spawn(announcer::run(announce, totals_rx, peers_tx, warnings_tx));
