@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::{Engine, EngineError, EngineSettings};
+use engine::{Engine, EngineSettings};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -36,9 +36,6 @@ pub struct Daemon {
 
 /// The file in the state folder naming the address the API answers on.
 pub const API_ADDRESS_FILE: &str = "api-address";
-
-/// The engine's usual port; when taken (another client), a free one.
-const DEFAULT_LISTEN_PORT: u16 = 6881;
 
 impl Daemon {
     pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
@@ -141,27 +138,13 @@ impl Daemon {
 }
 
 async fn start_engine(settings: &AgentSettings, caps: RuntimeCaps) -> Result<Engine, AgentError> {
-    let engine_settings = EngineSettings {
+    Ok(Engine::start_or_any_port(EngineSettings {
         listen: settings.listen,
         max_upload_bps: caps.max_upload_bps,
         max_download_bps: caps.max_download_bps,
         ..EngineSettings::default()
-    };
-    match Engine::start(engine_settings.clone()).await {
-        Err(EngineError::Listen { source, .. })
-            if source.kind() == std::io::ErrorKind::AddrInUse
-                && settings.listen.port() == DEFAULT_LISTEN_PORT =>
-        {
-            let mut listen = settings.listen;
-            listen.set_port(0);
-            Ok(Engine::start(EngineSettings {
-                listen,
-                ..engine_settings
-            })
-            .await?)
-        }
-        other => Ok(other?),
-    }
+    })
+    .await?)
 }
 
 /// The web UI's link for the agent whose state folder is `state_dir`,

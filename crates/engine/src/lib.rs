@@ -10,8 +10,8 @@ mod announcer;
 pub mod atomic_file;
 mod connection;
 mod events;
-mod http_client;
 pub mod http_body;
+mod http_client;
 mod rate_limit;
 mod reader;
 pub mod resume;
@@ -136,6 +136,9 @@ pub struct Engine {
     shared: Arc<Shared>,
 }
 
+/// The engine's usual peer port, BitTorrent's customary first one.
+pub const DEFAULT_LISTEN_PORT: u16 = 6881;
+
 /// How shoal agents know each other in handshakes (to share out origin
 /// fetches): the client code of our Azureus-style peer ids.
 pub(crate) const SHOAL_PEER_ID_PREFIX: &[u8] = b"-SH";
@@ -192,6 +195,25 @@ impl Engine {
         });
         tokio::spawn(accept_loop(listener, Arc::downgrade(&shared)));
         Ok(Engine { shared })
+    }
+
+    /// [`Engine::start`], except that when `settings.listen` is on
+    /// [`DEFAULT_LISTEN_PORT`] and another program (another client) holds
+    /// it, the engine listens on any free port instead. Any other port was
+    /// asked for by name, and its failure is reported.
+    pub async fn start_or_any_port(settings: EngineSettings) -> Result<Engine, EngineError> {
+        let asked = settings.listen;
+        match Engine::start(settings.clone()).await {
+            Err(EngineError::Listen { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && asked.port() == DEFAULT_LISTEN_PORT =>
+            {
+                let mut listen = asked;
+                listen.set_port(0);
+                Engine::start(EngineSettings { listen, ..settings }).await
+            }
+            other => other,
+        }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

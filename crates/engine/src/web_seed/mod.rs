@@ -105,12 +105,11 @@ impl WebSeed {
         settings: WebSeedSettings,
         policy: AddressPolicy,
     ) -> Result<WebSeed, WebSeedError> {
-        let client = crate::http_client::build(policy, &settings).map_err(|e| {
-            WebSeedError::BadUrl {
+        let client =
+            crate::http_client::build(policy, &settings).map_err(|e| WebSeedError::BadUrl {
                 url: url.to_owned(),
                 detail: format!("cannot start an HTTP client: {e}"),
-            }
-        })?;
+            })?;
         WebSeed::with_client(url, torrent, settings, policy, client)
     }
 
