@@ -8,8 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use engine::atomic_file::FileAccess;
 use indicatif::{ProgressBar, ProgressStyle};
-use meta::create::{self, CreateSettings};
-use meta::{Manifest, SignatureBlock};
+use meta::create::{self, CreateSettings, ReleaseInfo};
 
 use crate::units::{format_bytes, parse_bytes};
 
@@ -121,18 +120,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         threads: 0,
     };
     let bar = progress_bar(source.total_size(), !args.json);
-    let torrent = create::create(&source, &settings, &|bytes| bar.inc(bytes))?;
-    bar.finish_and_clear();
-
-    let manifest = Manifest {
-        info_hash_v2: torrent.info_hash_v2(),
-        name: torrent.name.clone(),
+    let release = ReleaseInfo {
         version: args.version.clone(),
-        created: now,
+        created_unix: now,
         origins: origins.clone(),
     };
-    let signature = SignatureBlock::sign(&manifest, &key);
-    let bytes = torrent.encode(Some(&signature));
+    let bytes = create::create_signed(&source, &settings, &|n| bar.inc(n), &release, &key)?;
+    bar.finish_and_clear();
     write_atomically(&args.out, &bytes)?;
     let seconds = started.elapsed().as_secs_f64();
 
@@ -169,7 +163,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(v2) = written.info_hashes.v2 {
             println!("  info-hash v2  {}", hex::encode(v2));
         }
-        println!("  publisher     {}", hex::encode(signature.publisher));
+        println!("  publisher     {}", meta::PublisherKey::from(&key));
         if !origins.is_empty() {
             println!("  origins       {}", origins.join(", "));
         }
