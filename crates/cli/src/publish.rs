@@ -202,28 +202,20 @@ fn check_url(url: &str, schemes: &[&str], flag: &str) -> Result<()> {
     }
 }
 
-/// Reduces a URL to its web origin, `scheme://host[:port]`. Plain http is
-/// accepted only for loopback hosts, where a publisher tests its page.
+/// Reduces a URL to its web origin, `scheme://host[:port]`, as the agent
+/// will compare it ([`meta::normalize_origin`]). Plain http is accepted
+/// only for loopback hosts, where a publisher tests its page.
 fn web_origin(url: &str) -> Result<String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("--origin {url:?}: expected https://SITE");
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if authority.is_empty() || authority.contains('@') {
-        bail!("--origin {url:?}: expected https://SITE");
+    let expected = || anyhow::anyhow!("--origin {url:?}: expected https://SITE");
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| expected())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(expected());
     }
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority.as_str(), |(h, _)| h);
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
-    match scheme.as_str() {
-        "https" => Ok(format!("https://{authority}")),
-        "http" if loopback => Ok(format!("http://{authority}")),
+    let origin = meta::normalize_origin(url).ok_or_else(expected)?;
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(origin),
+        "http" if loopback => Ok(origin),
         _ => bail!("--origin {url:?}: origins must be https:// (plain http only for localhost)"),
     }
 }

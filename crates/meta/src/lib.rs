@@ -5,6 +5,7 @@
 pub mod create;
 mod error;
 pub mod merkle;
+mod origin;
 mod parse;
 pub mod path;
 mod publisher_key;
@@ -12,6 +13,7 @@ pub mod signature;
 mod torrent;
 
 pub use error::TorrentError;
+pub use origin::normalize_origin;
 pub use publisher_key::{PublisherKey, PublisherKeyError};
 pub use signature::{Manifest, SignatureBlock, SignatureStatus};
 pub use torrent::{
