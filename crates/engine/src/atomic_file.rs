@@ -64,11 +64,14 @@ pub fn write_atomically(
     result
 }
 
+/// What follows a file's name in its temporary files' names.
+pub(crate) const TEMP_MARKER: &str = ".tmp-";
+
 /// `path` with a temporary suffix (`NAME.tmp-PID-N`), so a temp file a
 /// killed process left behind can be recognised and removed.
 pub(crate) fn temp_path(path: &Path, n: u64) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}-{n}", std::process::id()));
+    name.push(format!("{TEMP_MARKER}{}-{n}", std::process::id()));
     path.with_file_name(name)
 }
 

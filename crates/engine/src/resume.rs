@@ -30,7 +30,7 @@ use bencode::Bencode;
 use meta::Torrent;
 use sha2::{Digest as _, Sha256};
 
-use crate::atomic_file::{write_atomically, FileAccess};
+use crate::atomic_file::{write_atomically, FileAccess, TEMP_MARKER};
 use crate::storage::StorageError;
 
 const FORMAT: &[u8] = b"shoal resume";
@@ -262,7 +262,7 @@ pub(crate) fn remove_stale_temps(path: &Path) {
         return;
     };
     let mut prefix = name.to_os_string();
-    prefix.push(".tmp-");
+    prefix.push(TEMP_MARKER);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
