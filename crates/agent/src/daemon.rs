@@ -59,19 +59,13 @@ impl Daemon {
             shared_quota_bytes: settings.shared_quota_bytes,
         });
         let engine = start_engine(&settings, caps).await?;
-        let listener =
-            TcpListener::bind(settings.api)
+        let (listener, api_addr) =
+            engine::bind(settings.api)
                 .await
                 .map_err(|source| AgentError::ApiListen {
                     addr: settings.api,
                     source,
                 })?;
-        let api_addr = listener
-            .local_addr()
-            .map_err(|source| AgentError::ApiListen {
-                addr: settings.api,
-                source,
-            })?;
         // Where `shoal agent ui` finds the API (the port may be chosen
         // at start): an address, no secret.
         state::write_atomically(

@@ -168,22 +168,24 @@ pub fn wire_info_hash(torrent: &Torrent) -> [u8; 20] {
         .unwrap_or_default()
 }
 
+/// Binds a listening socket on `addr`; also returns the address it got
+/// (the port the system chose when `addr`'s is 0).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 impl Engine {
     /// Binds the listening socket and starts accepting peers.
     pub async fn start(settings: EngineSettings) -> Result<Engine, EngineError> {
-        let listener =
-            TcpListener::bind(settings.listen)
+        let (listener, listen_addr) =
+            bind(settings.listen)
                 .await
                 .map_err(|source| EngineError::Listen {
                     addr: settings.listen,
                     source,
                 })?;
-        let listen_addr = listener
-            .local_addr()
-            .map_err(|source| EngineError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
         let shared = Arc::new(Shared {
             download_limit: Arc::new(RateLimiter::new(settings.max_download_bps)),
             upload_limit: Arc::new(RateLimiter::new(settings.max_upload_bps)),
