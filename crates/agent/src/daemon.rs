@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::{Engine, EngineError, EngineSettings};
+use engine::{Engine, EngineSettings};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -37,9 +37,6 @@ pub struct Daemon {
 /// The file in the state folder naming the address the API answers on.
 pub const API_ADDRESS_FILE: &str = "api-address";
 
-/// The engine's usual port; when taken (another client), a free one.
-const DEFAULT_LISTEN_PORT: u16 = 6881;
-
 impl Daemon {
     pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
         settings.check()?;
@@ -62,19 +59,13 @@ impl Daemon {
             shared_quota_bytes: settings.shared_quota_bytes,
         });
         let engine = start_engine(&settings, caps).await?;
-        let listener =
-            TcpListener::bind(settings.api)
+        let (listener, api_addr) =
+            engine::bind(settings.api)
                 .await
                 .map_err(|source| AgentError::ApiListen {
                     addr: settings.api,
                     source,
                 })?;
-        let api_addr = listener
-            .local_addr()
-            .map_err(|source| AgentError::ApiListen {
-                addr: settings.api,
-                source,
-            })?;
         // Where `shoal agent ui` finds the API (the port may be chosen
         // at start): an address, no secret.
         let address_file = settings.state_dir.join(API_ADDRESS_FILE);
@@ -145,27 +136,13 @@ impl Daemon {
 }
 
 async fn start_engine(settings: &AgentSettings, caps: RuntimeCaps) -> Result<Engine, AgentError> {
-    let engine_settings = EngineSettings {
+    Ok(Engine::start_or_any_port(EngineSettings {
         listen: settings.listen,
         max_upload_bps: caps.max_upload_bps,
         max_download_bps: caps.max_download_bps,
         ..EngineSettings::default()
-    };
-    match Engine::start(engine_settings.clone()).await {
-        Err(EngineError::Listen { source, .. })
-            if source.kind() == std::io::ErrorKind::AddrInUse
-                && settings.listen.port() == DEFAULT_LISTEN_PORT =>
-        {
-            let mut listen = settings.listen;
-            listen.set_port(0);
-            Ok(Engine::start(EngineSettings {
-                listen,
-                ..engine_settings
-            })
-            .await?)
-        }
-        other => Ok(other?),
-    }
+    })
+    .await?)
 }
 
 /// The web UI's link for the agent whose state folder is `state_dir`,

@@ -171,12 +171,11 @@ impl AgentSettings {
     }
 }
 
-/// A publisher key: 64 hex digits.
+/// A publisher key: 64 hex digits naming a valid ed25519 key.
 pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut key)
-        .map_err(|_| format!("{text:?} is not a publisher key (64 hex digits)"))?;
-    Ok(key)
+    text.parse::<meta::PublisherKey>()
+        .map(meta::PublisherKey::to_bytes)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -202,7 +201,7 @@ mod tests {
     fn the_file_overrides_some_fields_and_keeps_the_defaults_of_others() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        let key = "ab".repeat(32);
+        let key = "cd".repeat(32);
         std::fs::write(
             &path,
             format!("max_upload_bps = 1000\nseeding = false\ntrusted_publishers = [\"{key}\"]\n"),
@@ -213,7 +212,7 @@ mod tests {
         assert!(!settings.seeding);
         assert_eq!(settings.api.to_string(), DEFAULT_API);
         assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(settings.trusted_keys().unwrap(), vec![[0xab; 32]]);
+        assert_eq!(settings.trusted_keys().unwrap(), vec![[0xcd; 32]]);
     }
 
     #[test]
@@ -244,5 +243,22 @@ mod tests {
         std::fs::write(&path, "trusted_publishers = [\"xyz\"]\n").unwrap();
         let error = AgentSettings::load(&path, true).unwrap_err().to_string();
         assert!(error.contains("xyz"), "{error}");
+    }
+
+    /// Regression: a trusted key was only checked to be 64 hex digits, so
+    /// 32 bytes that are no ed25519 point were accepted and no release
+    /// could ever verify against them.
+    #[test]
+    fn a_trusted_key_must_be_an_ed25519_point() {
+        let not_a_point = "ab".repeat(32);
+        let settings = AgentSettings {
+            trusted_publishers: vec![not_a_point.clone()],
+            ..AgentSettings::default()
+        };
+        let error = settings.trusted_keys().unwrap_err();
+        assert!(
+            error.contains(&not_a_point) && error.contains("ed25519"),
+            "{error}"
+        );
     }
 }

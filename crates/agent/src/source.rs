@@ -3,17 +3,14 @@
 //! agent has no "allow unsigned" escape: it acts on requests, not on a
 //! person at a terminal.
 
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
+use engine::torrent_source::{self, LoadError};
 use meta::{SignatureStatus, Torrent};
 
 use crate::AgentError;
 
-/// Largest torrent we fetch or read.
-pub const MAX_TORRENT_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest torrent a page may hand off: a single-file release's torrent
 /// is tens of KiB to a few MiB (piece hashes). Smaller than the general
 /// bound because a page, not the customer, makes the agent hold it.
@@ -23,50 +20,33 @@ const MAX_HANDOFF_REDIRECTS: usize = 5;
 /// A hand-off's torrent fetch: the page (shoal.js) stops waiting after
 /// 3 s and goes to the origin, so a fetch slot is never held for long.
 const HANDOFF_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The torrent at `source` (a path or an http(s) URL), and its bytes.
 pub async fn load(source: &str) -> Result<(Torrent, Vec<u8>), AgentError> {
-    let bytes = if source.starts_with("http://") || source.starts_with("https://") {
-        fetch(source).await?
-    } else {
-        let path = Path::new(source).to_owned();
-        tokio::task::spawn_blocking(move || read_bounded(&path))
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))??
-    };
-    let torrent = Torrent::from_bytes(&bytes).map_err(|e| AgentError::NotATorrent {
-        location: source.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok((torrent, bytes))
+    let client = torrent_source::fetch_client().map_err(|e| AgentError::Internal(e.to_string()))?;
+    let loaded = torrent_source::load(source, &client)
+        .await
+        .map_err(agent_error)?;
+    Ok((loaded.torrent, loaded.bytes))
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, AgentError> {
-    let fetch_error = |reason: String| AgentError::Fetch {
-        location: path.display().to_string(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| fetch_error(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TORRENT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fetch_error(e.to_string()))?;
-    if bytes.len() as u64 > MAX_TORRENT_BYTES {
-        return Err(fetch_error(format!(
-            "larger than {MAX_TORRENT_BYTES} bytes"
-        )));
+/// A load failure in the API's terms: a torrent that is not one, or one
+/// that could not be had (the request's fault either way).
+fn agent_error(error: LoadError) -> AgentError {
+    let fetch = |location: String, reason: String| AgentError::Fetch { location, reason };
+    match error {
+        LoadError::Read { location, source } => fetch(location, source.to_string()),
+        LoadError::Unreachable { location, reason } => fetch(location, reason),
+        LoadError::Status { location, status } => fetch(location, format!("answered {status}")),
+        LoadError::TooLarge { location, limit } => {
+            fetch(location, format!("larger than {limit} bytes"))
+        }
+        LoadError::Invalid { location, source } => AgentError::NotATorrent {
+            location,
+            reason: source.to_string(),
+        },
+        other => AgentError::Internal(other.to_string()),
     }
-    Ok(bytes)
-}
-
-async fn fetch(url: &str) -> Result<Vec<u8>, AgentError> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| AgentError::Internal(e.to_string()))?;
-    Ok(fetch_with(&client, url, MAX_TORRENT_BYTES).await?.0)
 }
 
 /// A torrent a page handed off, and the address it came from.
@@ -109,15 +89,13 @@ pub async fn fetch_for_page(url: &str, page_origin: &str) -> Result<Fetched, Age
         }))
         .build()
         .map_err(|e| AgentError::Internal(e.to_string()))?;
-    let (bytes, from) = fetch_with(&client, url, MAX_HANDOFF_TORRENT_BYTES).await?;
-    let torrent = Torrent::from_bytes(&bytes).map_err(|e| AgentError::NotATorrent {
-        location: url.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let loaded = torrent_source::fetch(&client, url, MAX_HANDOFF_TORRENT_BYTES)
+        .await
+        .map_err(agent_error)?;
     Ok(Fetched {
-        torrent,
-        bytes,
-        from,
+        torrent: loaded.torrent,
+        bytes: loaded.bytes,
+        from: loaded.from,
     })
 }
 
@@ -140,53 +118,6 @@ fn rebindable(page_origin: &str) -> bool {
         .parse::<std::net::IpAddr>()
         .is_ok();
     url.scheme() == "http" && !literal && !host.eq_ignore_ascii_case("localhost")
-}
-
-/// GETs `url` with `client`, reading at most `limit` bytes.
-async fn fetch_with(
-    client: &reqwest::Client,
-    url: &str,
-    limit: u64,
-) -> Result<(Vec<u8>, Option<SocketAddr>), AgentError> {
-    let fetch_error = |reason: String| AgentError::Fetch {
-        location: url.to_owned(),
-        reason,
-    };
-    let describe = |e: reqwest::Error| {
-        // reqwest's own message is terse; the causes say what failed.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    };
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fetch_error(describe(e)))?;
-    if !response.status().is_success() {
-        return Err(fetch_error(format!("answered {}", response.status())));
-    }
-    if response.content_length().is_some_and(|len| len > limit) {
-        return Err(fetch_error(format!("larger than {limit} bytes")));
-    }
-    let from = response.remote_addr();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| fetch_error(describe(e)))?
-    {
-        if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
-            return Err(fetch_error(format!("larger than {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, from))
 }
 
 /// Refuses a torrent unless a trusted publisher validly signed it.

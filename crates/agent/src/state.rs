@@ -9,9 +9,10 @@
 //! local accounts see nothing. Elsewhere (Windows) the per-user app-data
 //! folder it lives in is already private to the user.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use engine::atomic_file::FileAccess;
 use serde::{Deserialize, Serialize};
 
 /// Longest state file we read: a record is a few hundred bytes.
@@ -119,36 +120,16 @@ impl StateFile {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file in the same folder, so
-/// readers see the old file or the new one.
+/// Writes `bytes` to `path`, owner-only, atomically and durably (file and
+/// folder fsynced), so readers see the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let temp = path.with_extension("tmp");
-    {
-        let mut file = create_private(&temp).map_err(io(&temp, "create"))?;
-        file.write_all(bytes).map_err(io(&temp, "write"))?;
-        file.sync_all().map_err(io(&temp, "sync"))?;
-    }
-    std::fs::rename(&temp, path).map_err(io(path, "replace"))
-}
-
-/// Creates (or truncates) a file only its owner can read and write.
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // The mode applies only to a new file: fix an older one's.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(file)
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
+    engine::atomic_file::write_atomically(path, bytes, FileAccess::OwnerOnly).map_err(|e| {
+        StateError::Io {
+            path: e.path,
+            action: e.action,
+            source: e.source,
+        }
+    })
 }
 
 /// Creates `dir` (and its parents) if needed and makes it owner-only.

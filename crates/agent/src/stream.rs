@@ -34,7 +34,11 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
-/// Reads a `Range` header: one `bytes=` range, first-last, first- or -suffix.
+/// Reads a `Range` header (RFC 9110 §14.2): one `bytes=` range,
+/// first-last, first- or -suffix. Headers not handled here (other units,
+/// several ranges, malformed ones) are ignored, as RFC 9110 allows: the
+/// answer is then the whole body. The agent's stream and the demo's origin
+/// server both answer ranges through this.
 pub fn parse_range(value: Option<&str>, length: u64) -> RangeRequest {
     let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Whole;

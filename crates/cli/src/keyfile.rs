@@ -64,10 +64,7 @@ pub fn read(path: &Path) -> Result<SigningKey> {
 
 /// Parses a public key given as 64 hex digits (`--trust`).
 pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut key)
-        .map_err(|_| format!("{text:?} is not a public key (expected 64 hex digits)"))?;
-    ed25519_dalek::VerifyingKey::from_bytes(&key)
-        .map_err(|_| format!("{text:?} is not a valid ed25519 public key"))?;
-    Ok(key)
+    text.parse::<meta::PublisherKey>()
+        .map(meta::PublisherKey::to_bytes)
+        .map_err(|e| e.to_string())
 }

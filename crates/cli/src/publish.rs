@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use engine::atomic_file::FileAccess;
 use indicatif::{ProgressBar, ProgressStyle};
-use meta::create::{self, CreateSettings};
-use meta::{Manifest, SignatureBlock};
+use meta::create::{self, CreateSettings, ReleaseInfo};
 
 use units::{format_bytes, parse_bytes};
 
@@ -120,18 +120,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         threads: 0,
     };
     let bar = progress_bar(source.total_size(), !args.json);
-    let torrent = create::create(&source, &settings, &|bytes| bar.inc(bytes))?;
-    bar.finish_and_clear();
-
-    let manifest = Manifest {
-        info_hash_v2: torrent.info_hash_v2(),
-        name: torrent.name.clone(),
+    let release = ReleaseInfo {
         version: args.version.clone(),
-        created: now,
+        created_unix: now,
         origins: origins.clone(),
     };
-    let signature = SignatureBlock::sign(&manifest, &key);
-    let bytes = torrent.encode(Some(&signature));
+    let bytes = create::create_signed(&source, &settings, &|n| bar.inc(n), &release, &key)?;
+    bar.finish_and_clear();
     write_atomically(&args.out, &bytes)?;
     let seconds = started.elapsed().as_secs_f64();
 
@@ -168,7 +163,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(v2) = written.info_hashes.v2 {
             println!("  info-hash v2  {}", hex::encode(v2));
         }
-        println!("  publisher     {}", hex::encode(signature.publisher));
+        println!("  publisher     {}", meta::PublisherKey::from(&key));
         if !origins.is_empty() {
             println!("  origins       {}", origins.join(", "));
         }
@@ -207,43 +202,29 @@ fn check_url(url: &str, schemes: &[&str], flag: &str) -> Result<()> {
     }
 }
 
-/// Reduces a URL to its web origin, `scheme://host[:port]`. Plain http is
-/// accepted only for loopback hosts, where a publisher tests its page.
+/// Reduces a URL to its web origin, `scheme://host[:port]`, as the agent
+/// will compare it ([`meta::normalize_origin`]). Plain http is accepted
+/// only for loopback hosts, where a publisher tests its page.
 fn web_origin(url: &str) -> Result<String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("--origin {url:?}: expected https://SITE");
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if authority.is_empty() || authority.contains('@') {
-        bail!("--origin {url:?}: expected https://SITE");
+    let expected = || anyhow::anyhow!("--origin {url:?}: expected https://SITE");
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| expected())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(expected());
     }
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority.as_str(), |(h, _)| h);
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
-    match scheme.as_str() {
-        "https" => Ok(format!("https://{authority}")),
-        "http" if loopback => Ok(format!("http://{authority}")),
+    let origin = meta::normalize_origin(url).ok_or_else(expected)?;
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(origin),
+        "http" if loopback => Ok(origin),
         _ => bail!("--origin {url:?}: origins must be https:// (plain http only for localhost)"),
     }
 }
 
-/// Writes to a temporary file beside `path`, then renames it into place, so
+/// Writes the torrent atomically and durably (file and folder fsynced), so
 /// a reader never sees half a torrent.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path.file_name().context("--out needs a file name")?;
-    let temp = dir.join(format!(".{}.partial", file_name.to_string_lossy()));
-    std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::rename(&temp, path))
+    path.file_name().context("--out needs a file name")?;
+    engine::atomic_file::write_atomically(path, bytes, FileAccess::Default)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -1,45 +1,29 @@
 //! Where a download starts: a `.torrent` path or an http(s) URL to one,
 //! and whether its publisher is one we accept.
 
-use anyhow::{bail, Context, Result};
-use meta::{SignatureStatus, Torrent, MAX_TORRENT_BYTES};
+use anyhow::{anyhow, bail, Context, Result};
+use engine::torrent_source::{self, LoadError};
+use meta::{SignatureStatus, Torrent};
 
 /// Reads the torrent at `source`: a file path, or an http(s) URL fetched
 /// with certificate checks and a size cap.
 pub async fn load(source: &str) -> Result<Torrent> {
-    if source.starts_with("http://") || source.starts_with("https://") {
-        let bytes = fetch(source).await?;
-        return Torrent::from_bytes(&bytes)
-            .with_context(|| format!("{source} is not a usable torrent"));
+    let client = torrent_source::fetch_client().context("cannot start the HTTP client")?;
+    match torrent_source::load(source, &client).await {
+        Ok(loaded) => Ok(loaded.torrent),
+        Err(error) => Err(with_advice(error)),
     }
-    Ok(meta::read_torrent_file(std::path::Path::new(source))?)
 }
 
-async fn fetch(url: &str) -> Result<Vec<u8>> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .context("cannot start the HTTP client")?;
-    let mut response =
-        client.get(url).send().await.with_context(|| {
-            format!("cannot fetch {url}; check the address and your connection")
-        })?;
-    if !response.status().is_success() {
-        bail!("{url} answered {}; check the link", response.status());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .with_context(|| format!("reading {url}"))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > MAX_TORRENT_BYTES {
-            bail!("{url} is larger than a torrent can be ({MAX_TORRENT_BYTES} bytes); is it the right link?");
-        }
-    }
-    Ok(body)
+/// What the user can do about a torrent that did not load.
+fn with_advice(error: LoadError) -> anyhow::Error {
+    let advice = match &error {
+        LoadError::Unreachable { .. } => "check the address and your connection",
+        LoadError::Status { .. } => "check the link",
+        LoadError::TooLarge { .. } => "is it the right link?",
+        _ => return error.into(),
+    };
+    anyhow!("{error}; {advice}")
 }
 
 /// Refuses a torrent whose signature does not hold, or that is signed by

@@ -216,11 +216,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--key`: the publisher's public key, 64 hex digits naming an ed25519 point.
+fn parse_publisher_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    Ok(text
+        .parse::<meta::PublisherKey>()
+        .context("--key must be the publisher's public key as 64 hex digits")?
+        .to_bytes())
+}
+
 fn add_publisher(name: &str, key: &str, db: &DbArg) -> anyhow::Result<()> {
-    let key: [u8; 32] = hex::decode(key.trim())
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .context("--key must be the publisher's public key as 64 hex digits")?;
+    let key = parse_publisher_key(key)?;
     if name.trim().is_empty() || name.len() > 200 {
         anyhow::bail!("the publisher name must be 1 to 200 characters");
     }
@@ -351,5 +356,16 @@ mod tests {
         assert_eq!(settings.peer_expiry_secs, 540);
         assert!(settings.validate().is_ok());
         assert!(Cli::try_parse_from(["shoal-tracker", "serve", "--interval", "0"]).is_err());
+    }
+
+    /// Regression: `publisher add --key` took any 64 hex digits, so a key
+    /// no signature could verify against was registered.
+    #[test]
+    fn a_publisher_key_must_be_an_ed25519_point() {
+        let valid = "cd".repeat(32);
+        assert_eq!(parse_publisher_key(&valid).expect("a point"), [0xcd; 32]);
+        let error = parse_publisher_key(&"ab".repeat(32)).expect_err("no point");
+        assert!(format!("{error:#}").contains("ed25519"), "{error:#}");
+        assert!(parse_publisher_key("abc").is_err());
     }
 }

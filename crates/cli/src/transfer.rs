@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use engine::{Engine, EngineError, EngineSettings, TorrentEvent, TorrentHandle};
+use engine::{Engine, EngineSettings, TorrentEvent, TorrentHandle};
 
 use crate::report::Reporter;
 use units::parse_bytes;
@@ -30,27 +30,15 @@ pub struct NetArgs {
     pub json: bool,
 }
 
-const DEFAULT_LISTEN_PORT: u16 = 6881;
-
 /// Starts an engine; falls back to a free port if the default one is taken.
 pub async fn start_engine(net: &NetArgs, max_down: u64) -> Result<Engine> {
-    let settings = EngineSettings {
+    Ok(Engine::start_or_any_port(EngineSettings {
         listen: net.listen,
         max_upload_bps: net.max_up,
         max_download_bps: max_down,
         ..EngineSettings::default()
-    };
-    match Engine::start(settings.clone()).await {
-        Err(EngineError::Listen { source, .. })
-            if source.kind() == std::io::ErrorKind::AddrInUse
-                && net.listen.port() == DEFAULT_LISTEN_PORT =>
-        {
-            let mut listen = net.listen;
-            listen.set_port(0);
-            Ok(Engine::start(EngineSettings { listen, ..settings }).await?)
-        }
-        other => Ok(other?),
-    }
+    })
+    .await?)
 }
 
 /// Resolves when the user asks us to stop (Ctrl-C, or SIGTERM on Unix).

@@ -32,10 +32,9 @@ pub(crate) struct AnnounceSetup {
     pub timeout: Duration,
     /// Which addresses the trackers may be reached at.
     pub remote: crate::AddressPolicy,
+    /// The engine's client for `remote`, shared by every torrent.
+    pub client: reqwest::Client,
 }
-
-/// Redirects a tracker may send us through (reqwest's default).
-const MAX_REDIRECTS: usize = 10;
 
 /// Runs until `totals` says `stopping` (after a `stopped` announce) or the
 /// session is gone.
@@ -48,17 +47,7 @@ pub(crate) async fn run(
     if setup.urls.is_empty() {
         return;
     }
-    let builder =
-        reqwest::Client::builder().user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")));
-    let client = match setup.remote.apply(builder, MAX_REDIRECTS).build() {
-        Ok(client) => client,
-        Err(e) => {
-            let _ = warnings
-                .send(format!("cannot start the tracker client: {e}"))
-                .await;
-            return;
-        }
-    };
+    let client = setup.client.clone();
     let mut urls = Vec::with_capacity(setup.urls.len());
     for url in &setup.urls {
         let allowed = reqwest::Url::parse(url)

@@ -7,13 +7,17 @@
 mod accept;
 pub mod address_policy;
 mod announcer;
+pub mod atomic_file;
 mod connection;
 mod events;
+pub mod http_body;
+mod http_client;
 mod rate_limit;
 mod reader;
 mod session;
 mod settings;
 pub mod storage;
+pub mod torrent_source;
 pub mod tracker_client;
 pub mod web_seed;
 
@@ -39,6 +43,7 @@ pub use rate_limit::RateLimiter;
 pub use reader::{PieceReader, ReadError};
 pub use settings::EngineSettings;
 
+use http_client::HttpClients;
 use session::{Internal, Session, SessionSetup};
 use storage::{PieceStore, StorageError};
 
@@ -109,6 +114,8 @@ struct Shared {
     upload_limit: Arc<RateLimiter>,
     /// Torrents by the info-hash peers use in the handshake.
     routes: Mutex<HashMap<[u8; 20], Route>>,
+    /// Every torrent's trackers and web seeds share these.
+    http: HttpClients,
 }
 
 /// How one torrent runs, beyond the engine's settings.
@@ -131,6 +138,9 @@ struct Mode {
 pub struct Engine {
     shared: Arc<Shared>,
 }
+
+/// The engine's usual peer port, BitTorrent's customary first one.
+pub const DEFAULT_LISTEN_PORT: u16 = 6881;
 
 /// How shoal agents know each other in handshakes (to share out origin
 /// fetches): the client code of our Azureus-style peer ids.
@@ -161,22 +171,24 @@ pub fn wire_info_hash(torrent: &Torrent) -> [u8; 20] {
         .unwrap_or_default()
 }
 
+/// Binds a listening socket on `addr`; also returns the address it got
+/// (the port the system chose when `addr`'s is 0).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 impl Engine {
     /// Binds the listening socket and starts accepting peers.
     pub async fn start(settings: EngineSettings) -> Result<Engine, EngineError> {
-        let listener =
-            TcpListener::bind(settings.listen)
+        let (listener, listen_addr) =
+            bind(settings.listen)
                 .await
                 .map_err(|source| EngineError::Listen {
                     addr: settings.listen,
                     source,
                 })?;
-        let listen_addr = listener
-            .local_addr()
-            .map_err(|source| EngineError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
         let shared = Arc::new(Shared {
             download_limit: Arc::new(RateLimiter::new(settings.max_download_bps)),
             upload_limit: Arc::new(RateLimiter::new(settings.max_upload_bps)),
@@ -184,9 +196,29 @@ impl Engine {
             listen_addr,
             peer_id: new_peer_id(),
             routes: Mutex::new(HashMap::new()),
+            http: HttpClients::default(),
         });
         tokio::spawn(accept_loop(listener, Arc::downgrade(&shared)));
         Ok(Engine { shared })
+    }
+
+    /// [`Engine::start`], except that when `settings.listen` is on
+    /// [`DEFAULT_LISTEN_PORT`] and another program (another client) holds
+    /// it, the engine listens on any free port instead. Any other port was
+    /// asked for by name, and its failure is reported.
+    pub async fn start_or_any_port(settings: EngineSettings) -> Result<Engine, EngineError> {
+        let asked = settings.listen;
+        match Engine::start(settings.clone()).await {
+            Err(EngineError::Listen { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && asked.port() == DEFAULT_LISTEN_PORT =>
+            {
+                let mut listen = asked;
+                listen.set_port(0);
+                Engine::start(EngineSettings { listen, ..settings }).await
+            }
+            other => other,
+        }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -344,16 +376,22 @@ impl Engine {
             self.shared.peer_id,
             now,
         );
+        let http = self
+            .shared
+            .http
+            .get(options.remote, &self.shared.settings.web_seed)
+            .map_err(|e| EngineError::Internal(format!("cannot start the HTTP client: {e}")))?;
         // The first web seed shoal can use is the origin (BEP 19).
         let origin = torrent
             .web_seeds
             .iter()
             .find_map(|url| {
-                web_seed::WebSeed::with_policy(
+                web_seed::WebSeed::with_client(
                     url,
                     torrent.clone(),
                     self.shared.settings.web_seed.clone(),
                     options.remote,
+                    http.clone(),
                 )
                 .ok()
             })
@@ -380,6 +418,7 @@ impl Engine {
             origin,
             seeding,
             remote: options.remote,
+            http,
             events: events_tx,
         };
         let shared = Arc::downgrade(&self.shared);

@@ -36,7 +36,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            listen: SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_LISTEN_PORT)),
             max_upload_bps: 0,
             max_download_bps: 0,
             connect_timeout: Duration::from_secs(5),

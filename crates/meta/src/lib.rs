@@ -5,12 +5,16 @@
 pub mod create;
 mod error;
 pub mod merkle;
+mod origin;
 mod parse;
 pub mod path;
+mod publisher_key;
 pub mod signature;
 mod torrent;
 
 pub use error::TorrentError;
+pub use origin::normalize_origin;
+pub use publisher_key::{PublisherKey, PublisherKeyError};
 pub use signature::{Manifest, SignatureBlock, SignatureStatus};
 pub use torrent::{
     FileEntry, Hash160, InfoHashes, MetaVersion, Torrent, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES,
@@ -20,6 +24,17 @@ pub use torrent::{
 /// Reads and parses a torrent file, refusing one too large to be a torrent
 /// before reading it whole.
 pub fn read_torrent_file(path: &std::path::Path) -> Result<Torrent, ReadTorrentError> {
+    let bytes = read_torrent_bytes(path)?;
+    Torrent::from_bytes(&bytes).map_err(|source| ReadTorrentError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a torrent file's bytes, at most one past [`MAX_TORRENT_BYTES`]: a
+/// huge file is never read whole, and [`Torrent::from_bytes`] refuses what
+/// was read as too large.
+pub fn read_torrent_bytes(path: &std::path::Path) -> Result<Vec<u8>, ReadTorrentError> {
     use std::io::Read;
     let io = |source| ReadTorrentError::Io {
         path: path.to_path_buf(),
@@ -30,10 +45,7 @@ pub fn read_torrent_file(path: &std::path::Path) -> Result<Torrent, ReadTorrentE
     file.take(MAX_TORRENT_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    Torrent::from_bytes(&bytes).map_err(|source| ReadTorrentError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(bytes)
 }
 
 /// A torrent file that could not be read or is not a valid torrent.

@@ -9,6 +9,8 @@
 //! tracker) reads it the same way. Clients percent-encode every
 //! non-unreserved byte anyway.
 
+use announce::param;
+pub use announce::{percent_decode, AnnounceEvent};
 use thiserror::Error;
 
 /// Longest query accepted. A real announce is a few hundred bytes; this caps
@@ -17,14 +19,6 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Most info-hashes accepted in one scrape.
 pub const MAX_SCRAPE_HASHES: usize = 64;
-
-/// The four BEP 3 announce events (`empty` is the same as none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnnounceEvent {
-    Started,
-    Completed,
-    Stopped,
-}
 
 /// A well-formed announce, as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,49 +89,21 @@ fn pairs(query: &[u8]) -> Result<Vec<NameValue>, QueryError> {
     Ok(out)
 }
 
-/// `%xx` → one byte, anything else literal. `None` on a truncated or
-/// non-hex escape.
-pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let hi = hex_value(*input.get(i + 1)?)?;
-            let lo = hex_value(*input.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Parses an announce query (the part after `?`, without it).
 pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
     const KNOWN: [&str; 12] = [
-        "info_hash",
-        "peer_id",
-        "port",
-        "uploaded",
-        "downloaded",
-        "left",
-        "event",
-        "compact",
-        "numwant",
-        "key",
-        "no_peer_id",
-        "shoal_origin_bytes",
+        param::INFO_HASH,
+        param::PEER_ID,
+        param::PORT,
+        param::UPLOADED,
+        param::DOWNLOADED,
+        param::LEFT,
+        param::EVENT,
+        param::COMPACT,
+        param::NUMWANT,
+        param::KEY,
+        param::NO_PEER_ID,
+        param::SHOAL_ORIGIN_BYTES,
     ];
     let mut seen: [Option<Vec<u8>>; KNOWN.len()] = Default::default();
     for (name, value) in pairs(query)? {
@@ -151,29 +117,29 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
     }
     let [info_hash, peer_id, port, uploaded, downloaded, left, event, compact, numwant, key, no_peer_id, origin_bytes] =
         seen;
-    let port = number(port.as_deref(), "port")?.ok_or(QueryError::Missing("port"))?;
+    let port = number(port.as_deref(), param::PORT)?.ok_or(QueryError::Missing(param::PORT))?;
     let port = u16::try_from(port)
         .ok()
         .filter(|&p| p != 0)
         .ok_or(QueryError::Invalid {
-            name: "port",
+            name: param::PORT,
             why: "must be 1..=65535",
         })?;
     let numwant =
-        number(numwant.as_deref(), "numwant")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        number(numwant.as_deref(), param::NUMWANT)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     Ok(AnnounceQuery {
-        info_hash: hash20(info_hash.as_deref(), "info_hash")?,
-        peer_id: hash20(peer_id.as_deref(), "peer_id")?,
+        info_hash: hash20(info_hash.as_deref(), param::INFO_HASH)?,
+        peer_id: hash20(peer_id.as_deref(), param::PEER_ID)?,
         port,
-        uploaded: number(uploaded.as_deref(), "uploaded")?.unwrap_or(0),
-        downloaded: number(downloaded.as_deref(), "downloaded")?.unwrap_or(0),
-        left: number(left.as_deref(), "left")?.ok_or(QueryError::Missing("left"))?,
+        uploaded: number(uploaded.as_deref(), param::UPLOADED)?.unwrap_or(0),
+        downloaded: number(downloaded.as_deref(), param::DOWNLOADED)?.unwrap_or(0),
+        left: number(left.as_deref(), param::LEFT)?.ok_or(QueryError::Missing(param::LEFT))?,
         event: parse_event(event.as_deref())?,
-        compact: flag(compact.as_deref(), "compact", true)?,
+        compact: flag(compact.as_deref(), param::COMPACT, true)?,
         numwant,
         key,
-        no_peer_id: flag(no_peer_id.as_deref(), "no_peer_id", false)?,
-        origin_bytes: number(origin_bytes.as_deref(), "shoal_origin_bytes")?,
+        no_peer_id: flag(no_peer_id.as_deref(), param::NO_PEER_ID, false)?,
+        origin_bytes: number(origin_bytes.as_deref(), param::SHOAL_ORIGIN_BYTES)?,
     })
 }
 
@@ -181,18 +147,18 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
 pub fn parse_scrape_query(query: &[u8]) -> Result<Vec<[u8; 20]>, QueryError> {
     let mut hashes = Vec::new();
     for (name, value) in pairs(query)? {
-        if name == b"info_hash" {
+        if name == param::INFO_HASH.as_bytes() {
             if hashes.len() == MAX_SCRAPE_HASHES {
                 return Err(QueryError::TooManyHashes);
             }
-            let hash = hash20(Some(&value), "info_hash")?;
+            let hash = hash20(Some(&value), param::INFO_HASH)?;
             if !hashes.contains(&hash) {
                 hashes.push(hash);
             }
         }
     }
     if hashes.is_empty() {
-        return Err(QueryError::Missing("info_hash"));
+        return Err(QueryError::Missing(param::INFO_HASH));
     }
     Ok(hashes)
 }
@@ -237,16 +203,10 @@ fn flag(value: Option<&[u8]>, name: &'static str, default: bool) -> Result<bool,
 }
 
 fn parse_event(value: Option<&[u8]>) -> Result<Option<AnnounceEvent>, QueryError> {
-    match value {
-        None | Some(b"") | Some(b"empty") => Ok(None),
-        Some(b"started") => Ok(Some(AnnounceEvent::Started)),
-        Some(b"completed") => Ok(Some(AnnounceEvent::Completed)),
-        Some(b"stopped") => Ok(Some(AnnounceEvent::Stopped)),
-        Some(_) => Err(QueryError::Invalid {
-            name: "event",
-            why: "must be started, completed, stopped or empty",
-        }),
-    }
+    AnnounceEvent::parse(value).map_err(|_| QueryError::Invalid {
+        name: param::EVENT,
+        why: "must be started, completed, stopped or empty",
+    })
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use thiserror::Error;
 
 use crate::store::{NewRelease, Publisher};
 
-/// Largest torrent file accepted for registration. A 1 TiB release in
-/// 16 MiB pieces has a piece layer of 2 MiB; 32 MiB leaves room for
-/// many files and small pieces.
-pub const MAX_TORRENT_BYTES: usize = 32 << 20;
+/// Largest torrent file accepted for registration: the one limit every
+/// shoal crate applies to a torrent ([`meta::MAX_TORRENT_BYTES`]), as a
+/// body length.
+pub const MAX_TORRENT_BYTES: usize = meta::MAX_TORRENT_BYTES as usize;
 
 /// Why a registration was refused; the publisher's to fix.
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -14,16 +14,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A web origin, `scheme://host[:port]`, lower-case, default port left out:
 /// the form browsers send in `Origin` and compare by.
-pub fn normalize_origin(text: &str) -> Option<String> {
-    let url = reqwest::Url::parse(text.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return None;
-    }
-    match url.origin() {
-        origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
-        url::Origin::Opaque(_) => None,
-    }
-}
+pub use meta::normalize_origin;
 
 /// The origin of a URL the page gave, if it is an http(s) URL.
 pub fn origin_of_url(text: &str) -> Option<String> {

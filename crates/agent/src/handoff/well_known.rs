@@ -34,12 +34,7 @@ pub fn parse_well_known(body: &[u8]) -> Result<Vec<[u8; 32]>, String> {
         .publishers
         .iter()
         .take(crate::settings::MAX_TRUSTED_KEYS)
-        .map(|key| {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(key, &mut bytes)
-                .map_err(|_| format!("{key:?} is not a 64-hex-digit public key"))?;
-            Ok(bytes)
-        })
+        .map(|key| crate::settings::parse_key(key))
         .collect()
 }
 
@@ -79,7 +74,7 @@ async fn fetch_well_known(origin: &str) -> Result<Vec<[u8; 32]>, String> {
         .https_only(true)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut response = client
+    let response = client
         .get(&url)
         .send()
         .await
@@ -87,13 +82,9 @@ async fn fetch_well_known(origin: &str) -> Result<Vec<[u8; 32]>, String> {
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_WELL_KNOWN_BYTES {
-            return Err(format!("{url} is larger than {MAX_WELL_KNOWN_BYTES} bytes"));
-        }
-    }
+    let body = engine::http_body::read_capped(response, MAX_WELL_KNOWN_BYTES as u64)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     parse_well_known(&body).map_err(|e| format!("{url}: {e}"))
 }
 
@@ -104,10 +95,13 @@ mod tests {
 
     #[test]
     fn well_known_keys_are_parsed_and_bounded() {
-        let key = "ab".repeat(32);
+        let key = "cd".repeat(32);
         let body = format!("{{\"publishers\": [\"{key}\"]}}");
-        assert_eq!(parse_well_known(body.as_bytes()), Ok(vec![[0xab; 32]]));
+        assert_eq!(parse_well_known(body.as_bytes()), Ok(vec![[0xcd; 32]]));
         assert!(parse_well_known(b"{\"publishers\": [\"abc\"]}").is_err());
+        // 64 hex digits, but no ed25519 point.
+        let not_a_point = format!("{{\"publishers\": [\"{}\"]}}", "ab".repeat(32));
+        assert!(parse_well_known(not_a_point.as_bytes()).is_err());
         assert!(parse_well_known(b"[]").is_err());
         assert!(parse_well_known(&vec![b' '; MAX_WELL_KNOWN_BYTES + 1]).is_err());
     }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use agent::stream::{parse_range, RangeRequest};
 use anyhow::{Context as _, Result};
 use axum::body::Body;
 use axum::extract::State;
@@ -139,62 +140,6 @@ fn url_components(path: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-/// What a `Range` header asks of a file of `len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wanted {
-    Whole,
-    /// Bytes `first..=last`.
-    Part {
-        first: u64,
-        last: u64,
-    },
-    Unsatisfiable,
-}
-
-/// Reads one `bytes=` range. Headers this server does not handle (other
-/// units, several ranges, malformed ones) are ignored, as RFC 9110 allows:
-/// the answer is then the whole file.
-fn wanted(range: Option<&str>, len: u64) -> Wanted {
-    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
-        return Wanted::Whole;
-    };
-    if spec.contains(',') {
-        return Wanted::Whole;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return Wanted::Whole;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let number = |text: &str| text.parse::<u64>().ok();
-    if first.is_empty() {
-        // `bytes=-N`: the last N bytes.
-        return match number(last) {
-            None => Wanted::Whole,
-            Some(0) => Wanted::Unsatisfiable,
-            Some(_) if len == 0 => Wanted::Unsatisfiable,
-            Some(suffix) => Wanted::Part {
-                first: len - suffix.min(len),
-                last: len - 1,
-            },
-        };
-    }
-    let Some(first) = number(first) else {
-        return Wanted::Whole;
-    };
-    let last = match (last.is_empty(), number(last)) {
-        (true, _) => None,
-        (false, Some(last)) if last >= first => Some(last),
-        (false, _) => return Wanted::Whole,
-    };
-    if first >= len {
-        return Wanted::Unsatisfiable;
-    }
-    Wanted::Part {
-        first,
-        last: last.map_or(len - 1, |last| last.min(len - 1)),
-    }
-}
-
 async fn serve_file(
     State(state): State<Arc<Served>>,
     method: Method,
@@ -233,15 +178,18 @@ async fn respond(
     let mut file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, first, count, content_range) = match wanted(range, len) {
-        Wanted::Whole => (StatusCode::OK, 0, len, None),
-        Wanted::Part { first, last } => (
+    let (status, first, count, content_range) = match parse_range(range, len) {
+        RangeRequest::Whole => (StatusCode::OK, 0, len, None),
+        RangeRequest::Part {
+            start: first,
+            end: last,
+        } => (
             StatusCode::PARTIAL_CONTENT,
             first,
             last - first + 1,
             Some(format!("bytes {first}-{last}/{len}")),
         ),
-        Wanted::Unsatisfiable => {
+        RangeRequest::Unsatisfiable => {
             return Ok((
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{len}"))],
@@ -356,16 +304,25 @@ mod tests {
 
     #[test]
     fn ranges_follow_rfc_9110() {
-        let part = |first, last| Wanted::Part { first, last };
-        assert_eq!(wanted(None, 100), Wanted::Whole);
-        assert_eq!(wanted(Some("bytes=0-9"), 100), part(0, 9));
-        assert_eq!(wanted(Some("bytes=90-"), 100), part(90, 99));
-        assert_eq!(wanted(Some("bytes=90-500"), 100), part(90, 99));
-        assert_eq!(wanted(Some("bytes=-10"), 100), part(90, 99));
-        assert_eq!(wanted(Some("bytes=-500"), 100), part(0, 99));
-        assert_eq!(wanted(Some("bytes=100-"), 100), Wanted::Unsatisfiable);
-        assert_eq!(wanted(Some("bytes=-0"), 100), Wanted::Unsatisfiable);
-        assert_eq!(wanted(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
+        let part = |start, end| RangeRequest::Part { start, end };
+        assert_eq!(parse_range(None, 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), part(0, 9));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), part(90, 99));
+        assert_eq!(parse_range(Some("bytes=90-500"), 100), part(90, 99));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), part(90, 99));
+        assert_eq!(parse_range(Some("bytes=-500"), 100), part(0, 99));
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=0-"), 0),
+            RangeRequest::Unsatisfiable
+        );
         for ignored in [
             "items=0-9",
             "bytes=0-9,20-29",
@@ -373,7 +330,11 @@ mod tests {
             "bytes=a-b",
             "bytes=1-x",
         ] {
-            assert_eq!(wanted(Some(ignored), 100), Wanted::Whole, "{ignored}");
+            assert_eq!(
+                parse_range(Some(ignored), 100),
+                RangeRequest::Whole,
+                "{ignored}"
+            );
         }
     }
 

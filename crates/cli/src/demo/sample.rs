@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
-use meta::create::{self, CreateSettings};
-use meta::{Manifest, SignatureBlock};
+use meta::create::{self, CreateSettings, ReleaseInfo};
 
 /// How many files the sample release has.
 pub const FILES: usize = 3;
@@ -69,15 +68,12 @@ pub fn publish(
         web_seeds: vec![format!("{origin}/")],
         ..CreateSettings::default()
     };
-    let new = create::create(&source, &settings, &|_| {})?;
-    let manifest = Manifest {
-        info_hash_v2: new.info_hash_v2(),
-        name: new.name.clone(),
+    let release = ReleaseInfo {
         version: "1.0.0".into(),
-        created: created_unix,
+        created_unix,
         origins: vec![origin.to_owned()],
     };
-    let bytes = new.encode(Some(&SignatureBlock::sign(&manifest, key)));
+    let bytes = create::create_signed(&source, &settings, &|_| {}, &release, key)?;
     let seconds = started.elapsed().as_secs_f64();
     let torrent = meta::Torrent::from_bytes(&bytes).context("the demo torrent does not parse")?;
     Ok(Published {

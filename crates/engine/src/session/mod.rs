@@ -133,6 +133,8 @@ pub(crate) struct SessionSetup {
     pub seeding: bool,
     /// Where its trackers may be reached.
     pub remote: crate::AddressPolicy,
+    /// The engine's HTTP client for `remote`, shared with other torrents.
+    pub http: reqwest::Client,
     pub events: mpsc::Sender<TorrentEvent>,
 }
 
@@ -235,6 +237,7 @@ impl Session {
             key: rand::random(),
             timeout: setup.settings.tracker_timeout,
             remote: setup.remote,
+            client: setup.http.clone(),
         };
         let session = Session {
             torrent: setup.torrent,

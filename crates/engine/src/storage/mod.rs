@@ -29,6 +29,7 @@ use meta::Torrent;
 
 pub use error::StorageError;
 pub use files::file_path;
+pub(crate) use platform::sync_dir;
 pub use staging::staging_dir;
 
 use files::{Access, OpenFiles};

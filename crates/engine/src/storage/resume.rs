@@ -23,16 +23,15 @@
 //! `resume.reserve`, 64 KiB set aside beside the file when the download
 //! starts, is given up to make room for that last save.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bencode::Bencode;
 use meta::Torrent;
 use sha2::{Digest as _, Sha256};
 
-use super::error::StorageError;
-use super::platform::sync_dir;
+use crate::atomic_file::{write_atomically, FileAccess, TEMP_MARKER};
+use crate::storage::StorageError;
 
 const FORMAT: &[u8] = b"shoal resume";
 const VERSION: i64 = 1;
@@ -198,28 +197,8 @@ impl ResumeState {
     }
 
     fn replace(&self, path: &Path) -> Result<(), StorageError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        // Unique per save, so concurrent saves never write one temp file.
-        let tmp = temp_path(path, NEXT.fetch_add(1, Ordering::Relaxed));
-        let result = (|| {
-            let mut file =
-                std::fs::File::create_new(&tmp).map_err(|e| StorageError::io(&tmp, "create", e))?;
-            file.write_all(&self.encode())
-                .map_err(|e| StorageError::io(&tmp, "write", e))?;
-            file.sync_all()
-                .map_err(|e| StorageError::io(&tmp, "sync", e))?;
-            drop(file);
-            std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, "replace", e))?;
-            sync_dir(dir).map_err(|e| StorageError::io(dir, "sync folder", e))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        write_atomically(path, &self.encode(), FileAccess::Default)
+            .map_err(|e| StorageError::io(&e.path, e.action, e.source))
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -246,13 +225,6 @@ impl ResumeState {
         hash.update(&self.verified);
         hash.finalize().into()
     }
-}
-
-/// `path` with a temporary suffix; [`remove_stale_temps`] knows the pattern.
-fn temp_path(path: &Path, n: u64) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}-{n}", std::process::id()));
-    path.with_file_name(name)
 }
 
 /// Bytes set aside beside the resume file: far more than a save needs
@@ -290,7 +262,7 @@ pub(crate) fn remove_stale_temps(path: &Path) {
         return;
     };
     let mut prefix = name.to_os_string();
-    prefix.push(".tmp-");
+    prefix.push(TEMP_MARKER);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -352,6 +324,7 @@ fn decode(bytes: &[u8]) -> Result<ResumeState, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic_file::temp_path;
 
     fn state(pieces: u32) -> ResumeState {
         ResumeState {

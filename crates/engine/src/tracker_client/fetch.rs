@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::http_body::BodyError;
+
 use super::MAX_RESPONSE_BYTES;
 use super::{
     announce_url, parse_announce_response, AnnounceRequest, AnnounceResponse, TrackerError,
@@ -67,36 +69,17 @@ async fn fetch(
 /// Reads a response body, failing with [`TrackerError::TooLarge`] as soon
 /// as it passes `limit` bytes; the rest is never read or buffered.
 pub async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, TrackerError> {
     let url = response.url().to_string();
-    let too_large = || TrackerError::TooLarge {
-        url: String::new(),
-        limit,
-    };
-    // Refuse up front when the server admits the size, so nothing is read.
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    // Each chunk is what the socket delivered; the loop ends at the end of
-    // the body, at the cap, or at the caller's deadline.
-    while let Some(chunk) = response
-        .chunk()
+    crate::http_body::read_capped(response, limit as u64)
         .await
-        .map_err(|source| TrackerError::Unreachable {
-            url: url.clone(),
-            source,
-        })?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| match e {
+            BodyError::TooLarge { .. } => TrackerError::TooLarge {
+                url: String::new(),
+                limit,
+            },
+            BodyError::Network(source) => TrackerError::Unreachable { url, source },
+        })
 }

@@ -4,25 +4,10 @@
 //! here byte by byte: everything but RFC 3986 unreserved characters becomes
 //! `%XX`, which every tracker decodes the same way.
 
+use announce::param;
+pub use announce::{percent_encode, AnnounceEvent};
+
 use super::TrackerError;
-
-/// BEP 3 announce events; a regular re-announce has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnnounceEvent {
-    Started,
-    Completed,
-    Stopped,
-}
-
-impl AnnounceEvent {
-    fn as_str(self) -> &'static str {
-        match self {
-            AnnounceEvent::Started => "started",
-            AnnounceEvent::Completed => "completed",
-            AnnounceEvent::Stopped => "stopped",
-        }
-    }
-}
 
 /// One announce, in the terms of BEP 3. Byte counts are totals for this
 /// torrent since the client started it.
@@ -54,22 +39,22 @@ pub struct AnnounceRequest {
 /// passkey there).
 pub fn announce_url(base: &str, req: &AnnounceRequest) -> Result<String, TrackerError> {
     let mut query = QueryWriter::after(checked_base(base)?);
-    query.param("info_hash", &percent_encode(&req.info_hash));
-    query.param("peer_id", &percent_encode(&req.peer_id));
-    query.param("port", &req.port.to_string());
-    query.param("uploaded", &req.uploaded.to_string());
-    query.param("downloaded", &req.downloaded.to_string());
-    query.param("left", &req.left.to_string());
-    query.param("compact", if req.compact { "1" } else { "0" });
+    query.param(param::INFO_HASH, &percent_encode(&req.info_hash));
+    query.param(param::PEER_ID, &percent_encode(&req.peer_id));
+    query.param(param::PORT, &req.port.to_string());
+    query.param(param::UPLOADED, &req.uploaded.to_string());
+    query.param(param::DOWNLOADED, &req.downloaded.to_string());
+    query.param(param::LEFT, &req.left.to_string());
+    query.param(param::COMPACT, if req.compact { "1" } else { "0" });
     if let Some(event) = req.event {
-        query.param("event", event.as_str());
+        query.param(param::EVENT, event.as_str());
     }
     if let Some(numwant) = req.numwant {
-        query.param("numwant", &numwant.to_string());
+        query.param(param::NUMWANT, &numwant.to_string());
     }
-    query.param("key", &format!("{:08x}", req.key));
+    query.param(param::KEY, &format!("{:08x}", req.key));
     if let Some(bytes) = req.origin_bytes {
-        query.param("shoal_origin_bytes", &bytes.to_string());
+        query.param(param::SHOAL_ORIGIN_BYTES, &bytes.to_string());
     }
     Ok(query.finish())
 }
@@ -95,7 +80,7 @@ pub fn scrape_url(announce_base: &str, info_hashes: &[[u8; 20]]) -> Result<Strin
     );
     let mut query = QueryWriter::after(scrape);
     for hash in info_hashes {
-        query.param("info_hash", &percent_encode(hash));
+        query.param(param::INFO_HASH, &percent_encode(hash));
     }
     Ok(query.finish())
 }
@@ -136,35 +121,19 @@ impl QueryWriter {
     }
 }
 
-/// Percent-encodes every byte that is not RFC 3986 unreserved.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
-        }
-    }
-    out
-}
-
 /// The query parameters `announce_url` and `scrape_url` write.
 const OUR_PARAMETERS: [&str; 11] = [
-    "info_hash",
-    "peer_id",
-    "port",
-    "uploaded",
-    "downloaded",
-    "left",
-    "compact",
-    "event",
-    "numwant",
-    "key",
-    "shoal_origin_bytes",
+    param::INFO_HASH,
+    param::PEER_ID,
+    param::PORT,
+    param::UPLOADED,
+    param::DOWNLOADED,
+    param::LEFT,
+    param::COMPACT,
+    param::EVENT,
+    param::NUMWANT,
+    param::KEY,
+    param::SHOAL_ORIGIN_BYTES,
 ];
 
 /// Checks that `base` is an http(s) URL we can append a query to, and

@@ -105,6 +105,24 @@ impl WebSeed {
         settings: WebSeedSettings,
         policy: AddressPolicy,
     ) -> Result<WebSeed, WebSeedError> {
+        let client =
+            crate::http_client::build(policy, &settings).map_err(|e| WebSeedError::BadUrl {
+                url: url.to_owned(),
+                detail: format!("cannot start an HTTP client: {e}"),
+            })?;
+        WebSeed::with_client(url, torrent, settings, policy, client)
+    }
+
+    /// [`WebSeed::with_policy`] on a `client` the caller shares with
+    /// others; it must have been built for `policy`
+    /// ([`crate::http_client::build`]).
+    pub(crate) fn with_client(
+        url: &str,
+        torrent: Arc<Torrent>,
+        settings: WebSeedSettings,
+        policy: AddressPolicy,
+        client: reqwest::Client,
+    ) -> Result<WebSeed, WebSeedError> {
         file_url::check_base(url, &torrent)?;
         let parsed = reqwest::Url::parse(url).map_err(|e| WebSeedError::BadUrl {
             url: url.to_owned(),
@@ -115,22 +133,6 @@ impl WebSeed {
             .map_err(|detail| WebSeedError::BadUrl {
                 url: url.to_owned(),
                 detail,
-            })?;
-        // HTTP/1.1 only: several ranges in flight then travel on separate
-        // TCP connections instead of sharing one HTTP/2 flow. TLS is rustls
-        // with certificates verified; no insecure mode exists here.
-        let builder =
-            reqwest::Client::builder().user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")));
-        let client = policy
-            .apply(builder, settings.max_redirects)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .connect_timeout(settings.stall_timeout)
-            .http1_only()
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| WebSeedError::BadUrl {
-                url: url.to_owned(),
-                detail: format!("cannot start an HTTP client: {e}"),
             })?;
         Ok(WebSeed {
             url: url.to_owned(),

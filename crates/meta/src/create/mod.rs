@@ -3,6 +3,7 @@
 //! and v1 and v2 peers share one swarm), or v2 only.
 
 mod hasher;
+mod signed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use crate::signature::SignatureBlock;
 use crate::torrent::MAX_PIECE_LENGTH;
 
 pub use hasher::FileHashes;
+pub use signed::{create_signed, ReleaseInfo};
 
 /// How to make the torrent. Defaults: hybrid, piece size chosen from the
 /// release size, all cores.
