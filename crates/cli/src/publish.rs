@@ -8,7 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use engine::atomic_file::FileAccess;
 use indicatif::{ProgressBar, ProgressStyle};
-use meta::create::{self, CreateSettings, ReleaseInfo};
+use meta::create::{self, CreateSettings};
+use meta::publish::{create_signed, ReleaseInfo};
 
 use units::{format_bytes, parse_bytes};
 
@@ -125,7 +126,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         created_unix: now,
         origins: origins.clone(),
     };
-    let bytes = create::create_signed(&source, &settings, &|n| bar.inc(n), &release, &key)?;
+    let bytes = create_signed(&source, &settings, &|n| bar.inc(n), &release, &key)?;
     bar.finish_and_clear();
     write_atomically(&args.out, &bytes)?;
     let seconds = started.elapsed().as_secs_f64();

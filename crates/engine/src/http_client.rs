@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use crate::web_seed::WebSeedSettings;
+use crate::web_seed::settings::WebSeedSettings;
 use crate::AddressPolicy;
 
 /// The clients, each built on first use from the engine's settings.

@@ -41,7 +41,7 @@ pub use address_policy::AddressPolicy;
 pub use events::{Progress, TorrentEvent};
 pub use rate_limit::RateLimiter;
 pub use reader::{PieceReader, ReadError};
-pub use settings::EngineSettings;
+pub use settings::{EngineSettings, DEFAULT_LISTEN_PORT};
 
 use http_client::HttpClients;
 use session::{Internal, Session, SessionSetup};
@@ -138,9 +138,6 @@ struct Mode {
 pub struct Engine {
     shared: Arc<Shared>,
 }
-
-/// The engine's usual peer port, BitTorrent's customary first one.
-pub const DEFAULT_LISTEN_PORT: u16 = 6881;
 
 /// How shoal agents know each other in handshakes (to share out origin
 /// fetches): the client code of our Azureus-style peer ids.

@@ -7,6 +7,9 @@ use swarm::SwarmSettings;
 
 use crate::web_seed::WebSeedSettings;
 
+/// The engine's usual peer port, BitTorrent's customary first one.
+pub const DEFAULT_LISTEN_PORT: u16 = 6881;
+
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Where to accept peer connections. Port 0 picks a free port.
@@ -36,7 +39,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_LISTEN_PORT)),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_LISTEN_PORT)),
             max_upload_bps: 0,
             max_download_bps: 0,
             connect_timeout: Duration::from_secs(5),

@@ -8,6 +8,7 @@ pub mod merkle;
 mod origin;
 mod parse;
 pub mod path;
+pub mod publish;
 mod publisher_key;
 pub mod signature;
 mod torrent;

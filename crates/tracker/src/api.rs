@@ -22,11 +22,11 @@ use sha2::{Digest, Sha256};
 
 use crate::accounting::{day_of, UsageDelta};
 use crate::control::{unix_now, Control};
-use crate::days::{format_day, parse_day};
 use crate::metrics::Metrics;
 use crate::release_check::{check_release, MAX_TORRENT_BYTES};
 use crate::state::AppState;
 use crate::store::{Publisher, StoreError};
+use units::days::{format_day, parse_day};
 
 /// Days shown when the request names none.
 const DEFAULT_DAYS: i64 = 30;

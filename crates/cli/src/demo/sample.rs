@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
-use meta::create::{self, CreateSettings, ReleaseInfo};
+use meta::create::{self, CreateSettings};
+use meta::publish::{create_signed, ReleaseInfo};
 
 /// How many files the sample release has.
 pub const FILES: usize = 3;
@@ -73,7 +74,7 @@ pub fn publish(
         created_unix,
         origins: vec![origin.to_owned()],
     };
-    let bytes = create::create_signed(&source, &settings, &|_| {}, &release, key)?;
+    let bytes = create_signed(&source, &settings, &|_| {}, &release, key)?;
     let seconds = started.elapsed().as_secs_f64();
     let torrent = meta::Torrent::from_bytes(&bytes).context("the demo torrent does not parse")?;
     Ok(Published {

@@ -13,7 +13,8 @@ use std::sync::{mpsc, Mutex};
 
 use sha1::{Digest as _, Sha1};
 
-use super::{CreateError, SourceFile};
+use super::error::CreateError;
+use super::source_file::SourceFile;
 use crate::merkle::{self, Hash256, BLOCK_SIZE};
 use crate::torrent::Hash160;
 

@@ -2,22 +2,24 @@
 //! (BEP 52 with BEP 47 pad files, so every file starts on a piece boundary
 //! and v1 and v2 peers share one swarm), or v2 only.
 
+mod error;
 mod hasher;
-mod signed;
+mod source_file;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bencode::Bencode;
 use sha2::{Digest, Sha256};
 
 use crate::merkle::{Hash256, BLOCK_SIZE};
-use crate::path::{check_component, SafePath, UnsafePath};
+use crate::path::{check_component, SafePath};
 use crate::signature::SignatureBlock;
 use crate::torrent::MAX_PIECE_LENGTH;
 
+pub use error::CreateError;
 pub use hasher::FileHashes;
-pub use signed::{create_signed, ReleaseInfo};
+pub use source_file::SourceFile;
 
 /// How to make the torrent. Defaults: hybrid, piece size chosen from the
 /// release size, all cores.
@@ -36,47 +38,6 @@ pub struct CreateSettings {
     pub creation_date: Option<i64>,
     /// Hashing threads; 0 means one per core.
     pub threads: usize,
-}
-
-/// Why a torrent could not be made. Mostly the user's input: the message
-/// names the path and what to do.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CreateError {
-    #[error("cannot read {path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}: is a symbolic link or special file; shoal publishes regular files only")]
-    NotRegularFile(PathBuf),
-    #[error("{0}: holds no data (all files are empty); there is nothing to publish")]
-    NoData(PathBuf),
-    #[error("{path} cannot be published under its name (rename it)")]
-    UnsafeName { path: PathBuf, source: UnsafePath },
-    #[error("{0}: changed while it was being hashed; publish again once it is final")]
-    FileChanged(PathBuf),
-    #[error("piece size {0} is not a power of two between 16 KiB and 256 MiB")]
-    BadPieceLength(u64),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl CreateError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
-        CreateError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
-/// One file of the release as found on disk.
-#[derive(Debug, Clone)]
-pub struct SourceFile {
-    pub path: SafePath,
-    pub disk_path: PathBuf,
-    pub length: u64,
 }
 
 /// What was found at the path to publish.

@@ -1,8 +1,8 @@
 //! The pure rule that turns a session's reported totals into billable
 //! bytes. Both store backends call it inside their batch transaction.
 
-use crate::days::day_of;
 use crate::ids::{PublisherId, ReleaseId};
+use units::days::day_of;
 
 /// The totals one announce reported, and when.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -22,4 +22,4 @@ pub use delta::{
 };
 pub use pending::PendingReports;
 
-pub use crate::days::day_of;
+pub use units::days::day_of;

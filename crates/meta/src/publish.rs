@@ -1,11 +1,11 @@
 //! The publisher's whole job in one call: hash a release, build its
-//! torrent, sign its manifest (DESIGN.md §Trust chain) and encode the
+//! torrent, sign its manifest (the trust chain in docs/architecture.md) and encode the
 //! signed torrent. `shoal publish` and the demo both publish through here,
 //! so a demo torrent is signed exactly like a real one.
 
 use ed25519_dalek::SigningKey;
 
-use super::{create, CreateError, CreateSettings, NewTorrent, Source};
+use crate::create::{create, CreateError, CreateSettings, NewTorrent, Source};
 use crate::signature::{Manifest, SignatureBlock};
 
 /// What the publisher signs beyond what the torrent itself fixes (its v2
