@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if !args.trust.is_empty() {
             report["trusted"] = torrent.signature.is_trusted_by(&args.trust).into();
         }
-        crate::print_json(&report);
+        crate::report::print_json(&report);
     } else {
         print_text(&torrent, &args.trust);
     }

@@ -24,7 +24,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::keyfile::write_new(&args.out, &key, args.force)?;
     let public = hex::encode(key.verifying_key().to_bytes());
     if args.json {
-        crate::print_json(&serde_json::json!({
+        crate::report::print_json(&serde_json::json!({
             "public_key": public,
             "key_file": args.out.display().to_string(),
         }));

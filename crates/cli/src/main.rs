@@ -86,11 +86,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes one JSON value as a line on stdout.
-fn print_json(value: &serde_json::Value) {
-    println!("{value}");
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

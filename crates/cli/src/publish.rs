@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "info_hash": registered.info_hash,
             });
         }
-        crate::print_json(&report);
+        crate::report::print_json(&report);
     } else {
         println!(
             "Published {} ({}, {} files, {} pieces of {}) in {seconds:.1} s",

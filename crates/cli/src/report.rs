@@ -63,7 +63,7 @@ impl Reporter {
 
     pub fn started(&self, role: &str, listen: SocketAddr, torrent: &Torrent) {
         match self {
-            Reporter::Json => crate::print_json(&json!({
+            Reporter::Json => print_json(&json!({
                 "event": "started",
                 "role": role,
                 "listen": listen.to_string(),
@@ -115,7 +115,7 @@ impl Reporter {
             format_bytes(p.uploaded),
         );
         match self {
-            Reporter::Json => crate::print_json(&progress_json("progress", p)),
+            Reporter::Json => print_json(&progress_json("progress", p)),
             Reporter::Bar(bar) => {
                 bar.set_position(p.verified_bytes);
                 bar.set_message(summary);
@@ -135,7 +135,7 @@ impl Reporter {
             Reporter::Json => {
                 let mut value = progress_json("complete", p);
                 value["path"] = path.display().to_string().into();
-                crate::print_json(&value);
+                print_json(&value);
             }
             _ => {
                 if let Reporter::Bar(bar) = self {
@@ -157,7 +157,7 @@ impl Reporter {
 
     pub fn warning(&self, message: &str) {
         match self {
-            Reporter::Json => crate::print_json(&json!({"event": "warning", "message": message})),
+            Reporter::Json => print_json(&json!({"event": "warning", "message": message})),
             Reporter::Bar(bar) => bar.suspend(|| eprintln!("shoal: warning: {message}")),
             Reporter::Lines { .. } => eprintln!("shoal: warning: {message}"),
         }
@@ -165,9 +165,14 @@ impl Reporter {
 
     pub fn stopped(&self, p: &Progress) {
         match self {
-            Reporter::Json => crate::print_json(&progress_json("stopped", p)),
+            Reporter::Json => print_json(&progress_json("stopped", p)),
             Reporter::Bar(bar) => bar.finish_and_clear(),
             Reporter::Lines { .. } => {}
         }
     }
+}
+
+/// Writes one JSON value as a line on stdout.
+pub(crate) fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }

@@ -5,20 +5,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{lock, Handoffs};
+use super::memory::{Admission, Handoffs};
+use crate::lock::lock;
 
-/// Torrent fetches for hand-offs at once; more are refused (503).
-pub(super) const MAX_FETCHES: usize = 2;
 /// Origins whose hand-off counts are kept.
 const MAX_RATED_ORIGINS: usize = 1024;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// Why a hand-off was turned away before any work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    TooMany,
-    Busy,
-}
 
 impl Handoffs {
     /// Counts a hand-off from `origin` and takes a fetch slot for it, or

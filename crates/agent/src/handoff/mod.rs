@@ -23,59 +23,17 @@
 //!
 //! The rules live here, one file per job: `page.rs` checks what a page
 //! asks for, `well_known.rs` reads the keys an origin vouches for,
-//! `admission.rs` bounds how much work pages can cause, and `offers.rs`
-//! keeps pending offers and stream URLs. `offer.rs`, beside this folder,
+//! `admission.rs` bounds how much work pages can cause, `offers.rs`
+//! keeps pending offers and stream URLs, and `memory.rs` holds their state. `offer.rs`, beside this folder,
 //! is where they meet the releases.
 
 mod admission;
+mod memory;
 mod offers;
 mod page;
 mod well_known;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use tokio::sync::Semaphore;
-
-pub use admission::Admission;
-pub use offers::Offer;
+pub use memory::{Admission, Handoffs, Offer};
 pub use page::{
     check_page_origin, check_remotes, normalize_origin, origin_of_url, publisher_for_origin,
 };
-pub use well_known::parse_well_known;
-
-use offers::Ticket;
-use well_known::PublishedKeys;
-
-/// The hand-off's memory: live stream URLs, pending offers, origins'
-/// published keys and hand-off counts, and the fetch slots.
-#[derive(Debug)]
-pub struct Handoffs {
-    tickets: Mutex<HashMap<String, Ticket>>,
-    offers: Mutex<HashMap<String, Offer>>,
-    well_known: Mutex<HashMap<String, PublishedKeys>>,
-    /// Per origin: when its window started, hand-offs in it.
-    rates: Mutex<HashMap<String, (Instant, u32)>>,
-    per_origin_per_minute: u32,
-    fetches: Arc<Semaphore>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Handoffs {
-    pub fn new(per_origin_per_minute: u32) -> Handoffs {
-        Handoffs {
-            tickets: Mutex::default(),
-            offers: Mutex::default(),
-            well_known: Mutex::default(),
-            rates: Mutex::default(),
-            per_origin_per_minute,
-            fetches: Arc::new(Semaphore::new(admission::MAX_FETCHES)),
-        }
-    }
-}

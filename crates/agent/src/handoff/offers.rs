@@ -2,12 +2,11 @@
 //! stream URLs' secrets, each bound to the one release it was issued for.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta::Torrent;
 
-use super::{lock, Handoffs};
+use super::memory::{Handoffs, Offer, Ticket};
+use crate::lock::lock;
 
 /// How long a stream URL stays valid: long enough to resume a download.
 const TICKET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -19,33 +18,6 @@ const OFFER_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// the oldest are dropped past either.
 const MAX_OFFERS: usize = 16;
 const MAX_OFFER_BYTES: usize = 32 * 1024 * 1024;
-
-/// A checked hand-off waiting for the browser to open its stream.
-#[derive(Debug)]
-pub struct Offer {
-    pub torrent: Arc<Torrent>,
-    pub bytes: Vec<u8>,
-    /// Its trackers and web seeds must be on public addresses.
-    pub public_remotes_only: bool,
-    created: Instant,
-}
-
-impl Offer {
-    pub fn new(torrent: Torrent, bytes: Vec<u8>, public_remotes_only: bool) -> Offer {
-        Offer {
-            torrent: Arc::new(torrent),
-            bytes,
-            public_remotes_only,
-            created: Instant::now(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Ticket {
-    release: String,
-    created: Instant,
-}
 
 fn new_secret() -> String {
     hex::encode(rand::random::<[u8; 16]>())
@@ -152,7 +124,7 @@ mod tests {
         let handoffs = Handoffs::new(6);
         let torrent = || {
             let bytes = b"d4:infod6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee".to_vec();
-            let torrent = Torrent::from_bytes(&bytes).unwrap();
+            let torrent = meta::Torrent::from_bytes(&bytes).unwrap();
             Offer::new(torrent, bytes, true)
         };
         let secrets: Vec<String> = (0..MAX_OFFERS + 4)

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{lock, Handoffs};
+use super::memory::Handoffs;
+use crate::lock::lock;
 
 /// `.well-known/shoal.json`: a few keys.
 const MAX_WELL_KNOWN_BYTES: usize = 64 * 1024;
@@ -14,9 +15,6 @@ const WELL_KNOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const WELL_KNOWN_CACHE: Duration = Duration::from_secs(600);
 /// Most origins whose keys are cached.
 const MAX_CACHED_ORIGINS: usize = 256;
-
-/// Keys an origin published, and when we fetched them.
-pub(super) type PublishedKeys = (Instant, Vec<[u8; 32]>);
 
 /// `/.well-known/shoal.json`: the publisher keys an origin vouches for.
 #[derive(Debug, Deserialize)]

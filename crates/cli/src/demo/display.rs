@@ -74,7 +74,7 @@ impl Display {
 
     pub fn progress(&mut self, peer: usize, p: &Progress) {
         match self {
-            Display::Json => crate::print_json(&progress_json("progress", peer, p)),
+            Display::Json => crate::report::print_json(&progress_json("progress", peer, p)),
             Display::Bars { bars, .. } => {
                 bars[peer].set_position(p.verified_bytes);
                 bars[peer].set_message(format!(
@@ -113,7 +113,7 @@ impl Display {
 
     pub fn complete(&mut self, peer: usize, p: &Progress) {
         match self {
-            Display::Json => crate::print_json(&progress_json("complete", peer, p)),
+            Display::Json => crate::report::print_json(&progress_json("complete", peer, p)),
             Display::Bars { bars, .. } => {
                 bars[peer].set_position(p.total_bytes);
                 bars[peer].set_message(format!("done in {:.1} s  {}", p.seconds, sources(p)));
@@ -132,7 +132,7 @@ impl Display {
 
     pub fn warning(&self, peer: usize, message: &str) {
         match self {
-            Display::Json => crate::print_json(&json!({
+            Display::Json => crate::report::print_json(&json!({
                 "event": "warning",
                 "peer": peer,
                 "message": message,

@@ -157,7 +157,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         format_bytes(args.peer_down),
     ));
     if args.json {
-        crate::print_json(&json!({
+        crate::report::print_json(&json!({
             "event": "ready",
             "release_bytes": args.size,
             "info_hash_v1": torrent.info_hashes.v1.map(hex::encode),
@@ -203,7 +203,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         token: &token,
     };
     if args.json {
-        crate::print_json(&result.json());
+        crate::report::print_json(&result.json());
     } else {
         result.print();
         if std::io::stdout().is_terminal() {
