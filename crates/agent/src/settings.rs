@@ -49,7 +49,7 @@ pub struct AgentSettings {
 }
 
 /// The default API port: fixed, so that a download page's script can find
-/// the agent (see the browser hand-off in DESIGN.md).
+/// the agent (see the browser hand-off in docs/architecture.md).
 pub const DEFAULT_API: &str = "127.0.0.1:6880";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6881";
 

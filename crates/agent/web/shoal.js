@@ -1,5 +1,5 @@
 /*
- * shoal.js: the browser hand-off (DESIGN.md, "Browser hand-off").
+ * shoal.js: the browser hand-off (see docs/architecture.md and the README, "The browser hand-off").
  *
  * A publisher includes it on its download page:
  *

@@ -2,7 +2,7 @@
 //! the agent streams to a browser. A [`PieceReader`] watches which pieces
 //! the session has verified and written, and reads a file's bytes in order
 //! as soon as the piece holding them is there. Nothing unverified is ever
-//! returned (DESIGN principle 4).
+//! returned.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The publisher's signature (DESIGN.md §Trust chain).
+//! The publisher's signature (docs/architecture.md, "The trust chain").
 //!
 //! A torrent carries, outside `info` so the info-hash does not change and
 //! other clients ignore it, a top-level dictionary

@@ -1,4 +1,4 @@
-//! The swarm as a sans-IO state machine (DESIGN.md principle 5).
+//! The swarm as a sans-IO state machine (docs/architecture.md).
 //!
 //! A [`Swarm`] is one release's download and upload logic: which peers to
 //! dial, what to request from whom ([`picker`]), whom to upload to

@@ -2,7 +2,7 @@
 //!
 //! An open tracker ([`AdmitAll`]) serves every info-hash; with a database,
 //! the [`Registry`](crate::registry::Registry) admits only releases a
-//! registered publisher signed (DESIGN.md §Trust chain). The announce and
+//! registered publisher signed (docs/architecture.md, "The trust chain"). The announce and
 //! scrape handlers call this before they touch the peer store.
 
 use crate::store::{PublisherId, ReleaseId};
