@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-
 use super::memory::{Handoffs, Offer, Ticket};
 use crate::lock::lock;
 
