@@ -93,18 +93,17 @@ impl Swarm {
         block_hashes: &[[u8; 32]],
     ) {
         self.verify_backlog_done(piece);
-        let senders: Vec<Sender> = self
-            .picker
-            .senders(piece)
-            .into_iter()
-            .filter_map(|key| self.sender(key))
-            .collect();
         if !passed {
-            self.picker.piece_failed(piece);
-            let blocks: Vec<(Sender, [u8; 32])> = senders
+            // One entry per block, in block order, also for senders long
+            // gone: the pairing with `block_hashes` is by position.
+            let blocks: Vec<(Option<Sender>, [u8; 32])> = self
+                .picker
+                .senders(piece)
                 .into_iter()
+                .map(|key| self.sender(key))
                 .zip(block_hashes.iter().copied())
                 .collect();
+            self.picker.piece_failed(piece);
             if let Some(culprit) = self.smart_ban.failed(piece, blocks) {
                 self.strike(culprit);
             }
