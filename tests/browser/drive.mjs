@@ -2,8 +2,9 @@
 // tests; crates/cli/tests/browser_handoff.rs runs it and checks what it
 // prints (one JSON line) against the agent and the publisher's server.
 //
-//   node drive.mjs click PAGE_URL SAVE_AS
-//     opens a publisher's download page, clicks its download link, saves
+//   node drive.mjs click PAGE_URL SAVE_AS [LINK_SELECTOR]
+//     opens a publisher's download page, clicks its download link (the
+//     one LINK_SELECTOR picks, by default the first hand-off link), saves
 //     the download to SAVE_AS; prints where it came from and which way
 //     shoal.js went.
 //   node drive.mjs ui UI_URL RELEASE_NAME UPLOAD_KIB [SCREENSHOT.png]
@@ -49,7 +50,7 @@ async function withBrowser(body) {
   }
 }
 
-async function click(pageUrl, saveAs) {
+async function click(pageUrl, saveAs, linkSelector) {
   return withBrowser(async (page) => {
     // What shoal.js decided, from its `shoal:handoff` event.
     await page.addInitScript(() => {
@@ -72,7 +73,7 @@ async function click(pageUrl, saveAs) {
     // was answered (or failed); its event may come just after.
     const [download] = await Promise.all([
       page.waitForEvent("download"),
-      page.click("a[data-shoal-torrent]"),
+      page.locator(linkSelector || "a[data-shoal-torrent]").first().click(),
     ]);
     await download.saveAs(saveAs);
     const failure = await download.failure();
@@ -118,7 +119,8 @@ async function ui(uiUrl, releaseName, uploadKib, screenshot) {
 const [command, ...args] = process.argv.slice(2);
 const commands = { click, ui };
 if (!commands[command]) {
-  console.error("usage: node drive.mjs click PAGE_URL SAVE_AS | ui UI_URL NAME UPLOAD_KIB [PNG]");
+  console.error("usage: node drive.mjs click PAGE_URL SAVE_AS [LINK_SELECTOR] | " +
+    "ui UI_URL NAME UPLOAD_KIB [PNG]");
   process.exit(2);
 }
 try {

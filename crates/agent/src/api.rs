@@ -147,6 +147,10 @@ async fn script() -> Response {
 #[derive(Debug, Deserialize)]
 struct HandoffQuery {
     torrent: String,
+    /// The file of a release of several files, as the page's link names
+    /// it (`data-shoal-file`): a path inside the release, checked against
+    /// the signed torrent's file list only.
+    file: Option<String>,
 }
 
 /// The page's origin, from its `Origin` header, in the form browsers
@@ -184,7 +188,7 @@ fn cors_for(origin: &str) -> HeaderMap {
     headers
 }
 
-/// `POST /v1/handoff?torrent=URL` from a publisher's page.
+/// `POST /v1/handoff?torrent=URL[&file=PATH]` from a publisher's page.
 async fn handoff(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -192,12 +196,18 @@ async fn handoff(
 ) -> ApiResult {
     let origin = page_origin(&headers)?;
     check_source_length(&query.torrent)?;
-    let answer = state.releases.handoff(&origin, &query.torrent).await?;
+    crate::handoff::check_file_param(query.file.as_deref())?;
+    let answer = state
+        .releases
+        .handoff(&origin, &query.torrent, query.file.as_deref())
+        .await?;
     let body = json!({
         "stream_url": format!("http://{}{}", state.api_addr, answer.stream_path),
         "info_hash": answer.info_hash,
         "name": answer.name,
         "size": answer.size,
+        "release": answer.release,
+        "file": answer.file,
     });
     Ok((cors_for(&origin), Json(body)).into_response())
 }
@@ -209,6 +219,7 @@ async fn handoff(
 async fn handoff_preflight(headers: HeaderMap, Query(query): Query<HandoffQuery>) -> ApiResult {
     let origin = page_origin(&headers)?;
     check_source_length(&query.torrent)?;
+    crate::handoff::check_file_param(query.file.as_deref())?;
     let asked = headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|v| v.to_str().ok());

@@ -1,6 +1,6 @@
 //! A page's offer of a release (`POST /v1/handoff`) and the browser's
 //! acceptance of it (opening the stream URL as a download). See
-//! `handoff.rs` for the rules; this is where they meet the releases.
+//! `handoff/` for the rules; this is where they meet the releases.
 //!
 //! The offer checks everything that can be checked without costing the
 //! customer disk or bandwidth (the torrent, its signature, the origin, the
@@ -10,12 +10,17 @@
 //! agent: one that streams as it is (running, or complete on disk) is
 //! streamed; any other (paused, failed) is refused, and the page falls
 //! back to the origin.
+//!
+//! A hand-off streams one file: the release's only one, or, for a release
+//! of several files, the one the page's link names (`data-shoal-file`,
+//! matched by `handoff::choose_file`). The whole release is fetched and
+//! shared as usual; the stream URL is bound to that one file.
 
 use engine::address_policy::is_public;
 
-use crate::handoff::{self, Admission, Offer};
+use crate::handoff::{self, Admission, Offer, StreamTarget};
 use crate::release::{Live, Release};
-use crate::releases::{single_file, AddedBy, Releases};
+use crate::releases::{AddedBy, Releases};
 use crate::runner::lock;
 use crate::source;
 use crate::state::unix_now;
@@ -28,8 +33,14 @@ pub struct HandoffAnswer {
     /// The path of the stream URL, `/v1/stream/SECRET`.
     pub stream_path: String,
     pub info_hash: String,
+    /// The name the browser saves the file under: its base name.
     pub name: String,
+    /// The file's length in bytes.
     pub size: u64,
+    /// The release's name (its folder, for a release of several files).
+    pub release: String,
+    /// The file's path inside the release, `/`-separated.
+    pub file: String,
 }
 
 /// A stream's source (none for a HEAD request), the file's name and
@@ -42,13 +53,17 @@ pub struct StreamPlan {
 }
 
 impl Releases {
-    /// A page on `page_origin` offers the release at `torrent_url`.
+    /// A page on `page_origin` offers the file `file` (a path inside the
+    /// release, from the page's `data-shoal-file`; none for a release of
+    /// one file) of the release at `torrent_url`.
     pub async fn handoff(
         &self,
         page_origin: &str,
         torrent_url: &str,
+        file: Option<&str>,
     ) -> Result<HandoffAnswer, AgentError> {
         handoff::check_page_origin(page_origin, torrent_url)?;
+        handoff::check_file_param(file)?;
         let slot = self.handoffs.admit(page_origin).map_err(|why| match why {
             Admission::TooMany => AgentError::TooManyHandoffs(format!(
                 "{page_origin} asked for too many hand-offs this minute; \
@@ -78,12 +93,17 @@ impl Releases {
                 });
             }
         }
-        let Some((_, entry)) = single_file(&torrent) else {
-            return Err(AgentError::Invalid(format!(
-                "{torrent_url} holds several files; the browser hand-off serves single-file releases"
-            )));
-        };
-        let size = entry.length;
+        let file = handoff::choose_file(&torrent, torrent_url, file)?;
+        let entry = offered_file(&torrent, file).ok_or_else(|| {
+            AgentError::Internal(format!(
+                "file {file} of {torrent_url} was chosen but is none"
+            ))
+        })?;
+        let (name, size, path) = (
+            file_name(&torrent, entry),
+            entry.length,
+            entry.path.to_string(),
+        );
         // Seen from here, the origin is on a local network only if the
         // torrent came from a local address; a name that resolves to one
         // but served nothing signed changes nothing.
@@ -96,18 +116,23 @@ impl Releases {
         let answer = |secret: String| HandoffAnswer {
             stream_path: format!("/v1/stream/{secret}"),
             info_hash: id.clone(),
-            name: torrent.name.clone(),
+            name: name.clone(),
             size,
+            release: torrent.name.clone(),
+            file: path.clone(),
         };
         if let Some(release) = self.get(&id) {
             streamable(&release, &release.live())?;
-            return Ok(answer(self.handoffs.issue(&id)));
+            let target = StreamTarget {
+                release: id.clone(),
+                file,
+            };
+            return Ok(answer(self.handoffs.issue(target)));
         }
         self.check_name_free(&torrent.name)?;
         let answer = answer(String::new());
-        let secret = self
-            .handoffs
-            .offer(Offer::new(torrent, fetched.bytes, !origin_is_local));
+        let offer = Offer::new(torrent, fetched.bytes, !origin_is_local, file);
+        let secret = self.handoffs.offer(offer);
         Ok(HandoffAnswer {
             stream_path: format!("/v1/stream/{secret}"),
             ..answer
@@ -143,7 +168,7 @@ impl Releases {
         };
         if self.handoffs.redeem(secret).is_none() {
             let described = self.handoffs.peek_offer(secret, |offer| {
-                single_file(&offer.torrent).map(|(_, entry)| StreamPlan {
+                offered_file(&offer.torrent, offer.file).map(|entry| StreamPlan {
                     source: None,
                     name: file_name(&offer.torrent, entry),
                     length: entry.length,
@@ -162,6 +187,10 @@ impl Releases {
             }
             let offer = self.handoffs.take_offer(secret).ok_or_else(unknown)?;
             let id = source::release_id(&offer.torrent);
+            let target = StreamTarget {
+                release: id.clone(),
+                file: offer.file,
+            };
             // Added since it was offered: streamed below as it is, if it can be.
             let present = self.get(&id).is_some();
             if !present {
@@ -174,11 +203,12 @@ impl Releases {
                     Err(e) => return Err(e),
                 }
             }
-            self.handoffs.bind(secret, &id);
+            self.handoffs.bind(secret, target);
         }
-        let id = self.handoffs.redeem(secret).ok_or_else(unknown)?;
-        let release = self.get(&id).ok_or_else(unknown)?;
-        let (file, entry) = single_file(&release.torrent).ok_or_else(unknown)?;
+        let target = self.handoffs.redeem(secret).ok_or_else(unknown)?;
+        let release = self.get(&target.release).ok_or_else(unknown)?;
+        let file = target.file;
+        let entry = offered_file(&release.torrent, file).ok_or_else(unknown)?;
         let name = file_name(&release.torrent, entry);
         let length = entry.length;
         let mut live = release.live();
@@ -230,7 +260,12 @@ fn streamable(release: &Release, live: &Live) -> Result<Streamable, AgentError> 
     )))
 }
 
-/// The name the browser saves the file under.
+/// File `index` of `torrent`, unless it is a pad file (never streamed).
+fn offered_file(torrent: &meta::Torrent, index: usize) -> Option<&meta::FileEntry> {
+    torrent.files.get(index).filter(|entry| !entry.pad)
+}
+
+/// The name the browser saves the file under: the file's own base name.
 fn file_name(torrent: &meta::Torrent, entry: &meta::FileEntry) -> String {
     entry
         .path

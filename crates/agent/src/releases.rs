@@ -424,10 +424,3 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| AgentError::Internal(format!("disk work failed: {e}")))?
 }
-
-/// The one data file of a single-file release, with its index.
-pub(crate) fn single_file(torrent: &meta::Torrent) -> Option<(usize, &meta::FileEntry)> {
-    let mut files = torrent.files.iter().enumerate().filter(|(_, f)| !f.pad);
-    let first = files.next()?;
-    files.next().is_none().then_some(first)
-}

@@ -7,6 +7,14 @@
  *   <a href="https://dl.example.com/app.iso"
  *      data-shoal-torrent="https://dl.example.com/app.iso.torrent">Download</a>
  *
+ * A release of several files is one torrent; each link names the file it
+ * downloads by its path inside the release (the agent refuses a link to
+ * such a release that names none, and the click goes to the origin):
+ *
+ *   <a href="https://dl.example.com/suite/docs/manual.pdf"
+ *      data-shoal-torrent="https://dl.example.com/suite.torrent"
+ *      data-shoal-file="docs/manual.pdf">Manual</a>
+ *
  * When the visitor runs a shoal agent, a click on such a link asks the agent
  * to fetch the release; the browser then downloads the file from the agent,
  * which streams verified bytes in order, so the browser's own download
@@ -47,11 +55,15 @@
     return fetch(url, options).finally(function () { clearTimeout(timer); });
   }
 
-  // Asks the agent to take over the download of `torrentUrl`. Resolves to
-  // the agent's answer ({stream_url, info_hash, name, size}); rejects with
-  // an Error whose `reason` says why the origin should be used instead.
-  function handoff(torrentUrl) {
+  // Asks the agent to take over the download of `torrentUrl` (of the file
+  // `file` inside it, when not null). Resolves to the agent's answer
+  // ({stream_url, info_hash, name, size, release, file}); rejects with an
+  // Error whose `reason` says why the origin should be used instead.
+  function handoff(torrentUrl, file) {
     var url = agent + "/v1/handoff?torrent=" + encodeURIComponent(torrentUrl);
+    // Passed as written: the agent compares it with the signed release's
+    // own file paths and nothing else.
+    if (file !== null) url += "&file=" + encodeURIComponent(file);
     // No credentials: the agent has no cookies to give and must not get
     // any; no-store: a hand-off is never answered from a cache.
     return fetchWithin(url, { method: "POST", credentials: "omit", cache: "no-store" },
@@ -105,10 +117,11 @@
     if (pending.has(link)) return Promise.resolve();
     pending.add(link);
     var torrent = new URL(link.getAttribute("data-shoal-torrent"), document.baseURI).href;
+    var file = link.getAttribute("data-shoal-file");
     var origin = link.href;
-    return handoff(torrent).then(function (answer) {
+    return handoff(torrent, file).then(function (answer) {
       announce(link, { via: "agent", stream_url: answer.stream_url, name: answer.name,
-        size: answer.size });
+        size: answer.size, file: answer.file });
       // An attachment: the page stays, the download manager takes it.
       location.assign(answer.stream_url);
     }, function (error) {

@@ -12,7 +12,11 @@
 //!   listed, and the upload limit set in its form and its Pin button
 //!   reach the agent;
 //! * something on the agent's port that never answers, or no agent at
-//!   all: the same click downloads from the origin, byte-identical.
+//!   all: the same click downloads from the origin, byte-identical;
+//! * a release of several files: a link naming one file with
+//!   `data-shoal-file` downloads that file from the agent, byte-identical
+//!   and under its own name; a link naming none, or a path that is not
+//!   one of the release's files, downloads from the origin.
 //!
 //! scripts/test.sh installs Chromium and the node modules; every wait has
 //! a deadline, and child processes die with their guards.
@@ -29,7 +33,7 @@ use testkit::agent::{bytes, keygen, publish_with, start_seed, wait_release, writ
 use testkit::content::assert_same_content;
 use testkit::publisher_site::PublisherSite;
 use testkit::tracker::{info_hash_v1, LocalTracker};
-use testkit::{field, write_random_file, Scene};
+use testkit::{field, write_random_file, write_tree, Scene};
 
 /// Several pieces of 64 KiB and a partial last one.
 const SIZE: u64 = 2 * 1024 * 1024 + 4321;
@@ -105,10 +109,18 @@ struct Click {
 
 /// Clicks the page's link and checks the saved file is byte-identical.
 fn click(scene: &Scene, step: &str, page: &str, original: &Path) -> Click {
-    let saved = scene.path(&format!("{step}-{NAME}"));
-    let answer = browse(scene, step, &["click", page, saved.to_str().unwrap()]);
+    click_link(scene, step, page, "a[data-shoal-torrent]", original)
+}
+
+/// Clicks the link `selector` picks and checks the saved file is
+/// byte-identical to `original`, and saved under its name.
+fn click_link(scene: &Scene, step: &str, page: &str, selector: &str, original: &Path) -> Click {
+    let name = original.file_name().unwrap().to_str().unwrap();
+    let saved = scene.path(&format!("{step}-{name}"));
+    let args = ["click", page, saved.to_str().unwrap(), selector];
+    let answer = browse(scene, step, &args);
     assert_eq!(answer["failure"], Value::Null, "{step}: {answer:#}");
-    assert_eq!(answer["suggested_filename"], NAME, "{step}: {answer:#}");
+    assert_eq!(answer["suggested_filename"], name, "{step}: {answer:#}");
     assert_same_content(original, &saved);
     let requests = field(&answer, "handoff_requests").as_array().unwrap();
     assert_eq!(
@@ -301,4 +313,133 @@ fn a_click_downloads_through_the_agent_and_falls_back_to_the_origin() {
         3,
         "the fallback is one origin download"
     );
+}
+
+/// A release of several files (paths inside its folder, lengths) and the
+/// one the visitor picks.
+const SUITE: &str = "suite-2.0";
+const SUITE_FILES: &[(&str, u64)] = &[
+    ("README.txt", 2345),
+    ("bin/app.bin", 1024 * 1024 + 321),
+    ("docs/guide/manual.pdf", 700 * 1024 + 9),
+];
+const CHOSEN: &str = "docs/guide/manual.pdf";
+
+/// A download page listing each file of the release, each link naming
+/// its file; plus a link that names none and one with a hostile path.
+fn suite_page(agent: &str, origin: &str, torrent_url: &str) -> Vec<u8> {
+    let mut page = format!(
+        "<!doctype html><meta charset=utf-8><title>Download Suite</title>\n\
+         <link rel=icon href=\"data:,\">\n\
+         <script src=\"/shoal.js\" data-agent=\"{agent}\"></script>\n<ul>\n"
+    );
+    for (path, _) in SUITE_FILES {
+        page.push_str(&format!(
+            "<li><a id=\"{}\" href=\"{origin}/files/{SUITE}/{path}\" \
+             data-shoal-torrent=\"{torrent_url}\" data-shoal-file=\"{path}\">{path}</a>\n",
+            link_id(path)
+        ));
+    }
+    page.push_str(&format!(
+        "<li><a id=\"unnamed\" href=\"{origin}/files/{SUITE}/README.txt\" \
+         data-shoal-torrent=\"{torrent_url}\">the whole suite?</a>\n\
+         <li><a id=\"hostile\" href=\"{origin}/files/{SUITE}/README.txt\" \
+         data-shoal-torrent=\"{torrent_url}\" \
+         data-shoal-file=\"../../../etc/passwd\">README</a>\n</ul>\n"
+    ));
+    page.into_bytes()
+}
+
+fn link_id(path: &str) -> String {
+    path.replace(['/', '.'], "-")
+}
+
+#[test]
+fn a_click_on_one_file_of_a_multi_file_release_saves_that_file() {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let scene = Scene::new();
+    let tracker = LocalTracker::start(&scene);
+    let (key, publisher) = keygen(&scene.dir("keys"), "publisher.key");
+    let site = PublisherSite::start();
+    let seed_dir = scene.dir("seed");
+    let root = seed_dir.join(SUITE);
+    write_tree(&root, SUITE_FILES, 31);
+    let torrent = publish_with(
+        &root,
+        &key,
+        &tracker.announce,
+        &scene.path("suite.torrent"),
+        &["--origin", &site.origin()],
+    );
+    let torrent_url = format!("{}/{SUITE}.torrent", site.origin());
+    site.put(
+        &format!("/{SUITE}.torrent"),
+        std::fs::read(&torrent).unwrap(),
+    );
+    for (path, _) in SUITE_FILES {
+        site.put(
+            &format!("/files/{SUITE}/{path}"),
+            std::fs::read(root.join(path)).unwrap(),
+        );
+    }
+    let shoal_js = std::fs::read(repo_root().join("crates/agent/web/shoal.js")).unwrap();
+    site.put("/shoal.js", shoal_js);
+    let (_seed, started) = start_seed(&scene, "seed", &torrent, &seed_dir, &publisher, deadline);
+    let v1 = started["info_hash_v1"].as_str().unwrap();
+    tracker.wait_for(&info_hash_v1(v1), 1, 0, deadline);
+
+    let (config, state, downloads) = write_config(&scene, &publisher);
+    let agent = Agent::start(&scene, "agent", &config, &state);
+    let agent_url = format!("http://{}", agent.host());
+    site.put(
+        "/suite.html",
+        suite_page(&agent_url, &site.origin(), &torrent_url),
+    );
+    let page = format!("{}/suite.html", site.origin());
+    let browser_fetches = |path: &str| {
+        site.requests_for(&format!("/files/{SUITE}/{path}"))
+            .iter()
+            .filter(|r| r.by_browser() && r.method == "GET")
+            .count()
+    };
+
+    // The chosen file comes from the agent's stream, under its own name.
+    let chosen = root.join(CHOSEN);
+    let selector = format!("#{}", link_id(CHOSEN));
+    let handed = click_link(&scene, "chosen", &page, &selector, &chosen);
+    assert!(
+        handed.from.starts_with(&format!("{agent_url}/v1/stream/")),
+        "downloaded from {}, not the agent: {:#}",
+        handed.from,
+        handed.handoff
+    );
+    assert_eq!(field(&handed.handoff, "via"), "agent");
+    assert_eq!(field(&handed.handoff, "file"), CHOSEN);
+    assert_eq!(handed.request["status"], 200, "{:#}", handed.request);
+    assert_eq!(browser_fetches(CHOSEN), 0, "the browser went to the origin");
+
+    // A link that names no file of this release, or a path outside it:
+    // the agent refuses, and the click downloads from the origin.
+    let readme = root.join("README.txt");
+    for step in ["unnamed", "hostile"] {
+        let refused = click_link(&scene, step, &page, &format!("#{step}"), &readme);
+        let expected = format!("{}/files/{SUITE}/README.txt", site.origin());
+        assert_eq!(refused.from, expected, "{step}: {:#}", refused.handoff);
+        assert_eq!(field(&refused.handoff, "via"), "origin", "{step}");
+        assert_eq!(
+            refused.request["failure"], "net::ERR_FAILED",
+            "{step}: {:#}",
+            refused.request
+        );
+    }
+    assert_eq!(browser_fetches("README.txt"), 2);
+
+    // The agent fetched and now shares the whole release.
+    let seeding = wait_release(&agent, deadline, "the agent to seed the release", |r| {
+        r["state"] == "seeding"
+    });
+    assert_eq!(field(&seeding, "name"), SUITE);
+    for (path, _) in SUITE_FILES {
+        assert_same_content(&root.join(path), &downloads.join(SUITE).join(path));
+    }
 }

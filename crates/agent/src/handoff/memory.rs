@@ -28,23 +28,35 @@ pub struct Offer {
     pub bytes: Vec<u8>,
     /// Its trackers and web seeds must be on public addresses.
     pub public_remotes_only: bool,
+    /// The file streamed: its index in `torrent.files` (never a pad file).
+    pub file: usize,
     pub(super) created: Instant,
 }
 
 impl Offer {
-    pub fn new(torrent: Torrent, bytes: Vec<u8>, public_remotes_only: bool) -> Offer {
+    pub fn new(torrent: Torrent, bytes: Vec<u8>, public_remotes_only: bool, file: usize) -> Offer {
         Offer {
             torrent: Arc::new(torrent),
             bytes,
             public_remotes_only,
+            file,
             created: Instant::now(),
         }
     }
 }
 
+/// What a stream URL serves: one file of one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// The release's id (`source::release_id`).
+    pub release: String,
+    /// The file's index in the release's `files` (never a pad file).
+    pub file: usize,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Ticket {
-    pub(super) release: String,
+    pub(super) target: StreamTarget,
     pub(super) created: Instant,
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::memory::{Handoffs, Offer, Ticket};
+use super::memory::{Handoffs, Offer, StreamTarget, Ticket};
 use crate::lock::lock;
 
 /// How long a stream URL stays valid: long enough to resume a download.
@@ -63,15 +63,15 @@ impl Handoffs {
             .map(look)
     }
 
-    /// A new stream secret for `release`: 128 random bits, in hex.
-    pub fn issue(&self, release: &str) -> String {
+    /// A new stream secret for `target`: 128 random bits, in hex.
+    pub fn issue(&self, target: StreamTarget) -> String {
         let secret = new_secret();
-        self.bind(&secret, release);
+        self.bind(&secret, target);
         secret
     }
 
-    /// Binds `secret` (an offer's, once accepted) to `release`.
-    pub fn bind(&self, secret: &str, release: &str) {
+    /// Binds `secret` (an offer's, once accepted) to `target`.
+    pub fn bind(&self, secret: &str, target: StreamTarget) {
         let mut tickets = lock(&self.tickets);
         let now = Instant::now();
         tickets.retain(|_, t| now.duration_since(t.created) < TICKET_LIFETIME);
@@ -87,17 +87,17 @@ impl Handoffs {
         tickets.insert(
             secret.to_owned(),
             Ticket {
-                release: release.to_owned(),
+                target,
                 created: now,
             },
         );
     }
 
-    /// The release a stream secret was issued for, while it is valid.
-    pub fn redeem(&self, secret: &str) -> Option<String> {
+    /// The file a stream secret was issued for, while it is valid.
+    pub fn redeem(&self, secret: &str) -> Option<StreamTarget> {
         let tickets = lock(&self.tickets);
         let ticket = tickets.get(secret)?;
-        (ticket.created.elapsed() < TICKET_LIFETIME).then(|| ticket.release.clone())
+        (ticket.created.elapsed() < TICKET_LIFETIME).then(|| ticket.target.clone())
     }
 }
 
@@ -107,13 +107,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_secrets_are_long_random_and_bound_to_their_release() {
+    fn stream_secrets_are_long_random_and_bound_to_their_file() {
         let handoffs = Handoffs::new(6);
-        let a = handoffs.issue("release-a");
-        let b = handoffs.issue("release-a");
+        let target = |file| StreamTarget {
+            release: "release-a".to_owned(),
+            file,
+        };
+        let a = handoffs.issue(target(0));
+        let b = handoffs.issue(target(2));
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-        assert_eq!(handoffs.redeem(&a).as_deref(), Some("release-a"));
+        assert_eq!(handoffs.redeem(&a), Some(target(0)));
+        assert_eq!(handoffs.redeem(&b), Some(target(2)));
         assert_eq!(handoffs.redeem("0".repeat(32).as_str()), None);
         assert_eq!(handoffs.redeem(""), None);
     }
@@ -124,7 +129,7 @@ mod tests {
         let torrent = || {
             let bytes = b"d4:infod6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee".to_vec();
             let torrent = meta::Torrent::from_bytes(&bytes).unwrap();
-            Offer::new(torrent, bytes, true)
+            Offer::new(torrent, bytes, true, 0)
         };
         let secrets: Vec<String> = (0..MAX_OFFERS + 4)
             .map(|_| handoffs.offer(torrent()))
