@@ -43,8 +43,11 @@ fn rarest_first_makes_the_seed_upload_about_one_copy_before_anyone_finishes() {
         seed_upload >= file,
         "someone finished with less than a copy from the seed?"
     );
+    // Measured 1.084 copies; 1.26 once leechers give up the slot of a peer
+    // that lost interest at once: progress is more even, so the first
+    // peer finishes later, and the last sooner.
     assert!(
-        seed_upload <= 1.25 * file,
+        seed_upload <= 1.30 * file,
         "the seed sent {:.2} copies before the first peer finished",
         seed_upload / file
     );
@@ -249,8 +252,9 @@ fn bounded_crowd(peers: usize, links: Links, origin: Origin, seed: u64) -> sim::
     report
 }
 
-// Measured at 120 peers: uniform links 1.61 origin copies, last 1.14 x
-// the bound; mixed links 1.90 copies, last 1.75 x. The origin planner's
+// Measured at 120 peers: uniform links 1.63 origin copies, last 1.13 x
+// the bound; mixed links 1.84 copies, last 1.47 x; around a seeding
+// origin, 1.71 copies before the first peer finished, last 1.13 x. The origin planner's
 // rule that each unheld piece belongs to one agent holds only among
 // agents that see each other: with bounded neighbourhoods, several
 // neighbourhoods fetch the same piece, so a crowd too large for a full
@@ -289,12 +293,12 @@ fn a_crowd_on_mixed_links_finishes() {
 fn a_crowd_around_a_seeding_origin_finishes() {
     let report = bounded_crowd(CI_CROWD, Links::Uniform, Origin::Seed, 3);
     assert!(
-        report.origin_copies <= 1.5,
+        report.origin_copies <= 1.8,
         "the seed sent {:.3} copies before the first peer finished",
         report.origin_copies
     );
     assert!(
-        report.last <= 1.5,
+        report.last <= 1.3,
         "last peer at {:.3} x the bound",
         report.last
     );
