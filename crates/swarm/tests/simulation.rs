@@ -5,7 +5,8 @@ mod sim;
 
 use std::time::Duration;
 
-use sim::{kumar_ross, synthetic_layout, NodeSpec, Simulation};
+use sim::crowd::{Crowd, Links, Origin, TRACKER_PEERS};
+use sim::{kumar_ross, synthetic_layout, NodeSpec, Simulation, Tracker};
 use swarm::SwarmSettings;
 
 const MB: u64 = 1_000_000;
@@ -14,7 +15,13 @@ fn flash_crowd(peers: usize, seed: u64) -> Simulation {
     let layout = synthetic_layout(128, 128 * 1024); // 16 MiB
     let mut specs = vec![NodeSpec::seed(2 * MB)];
     specs.extend((0..peers).map(|_| NodeSpec::leecher(2 * MB, 8 * MB)));
-    Simulation::new(layout, specs, SwarmSettings::default(), seed)
+    Simulation::new(
+        layout,
+        specs,
+        SwarmSettings::default(),
+        seed,
+        Tracker::Everyone,
+    )
 }
 
 #[test]
@@ -36,8 +43,11 @@ fn rarest_first_makes_the_seed_upload_about_one_copy_before_anyone_finishes() {
         seed_upload >= file,
         "someone finished with less than a copy from the seed?"
     );
+    // Measured 1.084 copies; 1.26 once leechers give up the slot of a peer
+    // that lost interest at once: progress is more even, so the first
+    // peer finishes later, and the last sooner.
     assert!(
-        seed_upload <= 1.25 * file,
+        seed_upload <= 1.30 * file,
         "the seed sent {:.2} copies before the first peer finished",
         seed_upload / file
     );
@@ -75,6 +85,18 @@ fn the_same_seed_gives_the_same_run() {
     );
 }
 
+fn failed_pieces(sim: &Simulation) -> Vec<u32> {
+    sim.nodes.iter().map(|n| n.failed_pieces).collect()
+}
+
+fn is_banned_by(sim: &Simulation, node: usize, suspect: usize) -> bool {
+    let suspect = sim.nodes[suspect].addr;
+    sim.nodes[node]
+        .swarm
+        .as_ref()
+        .is_some_and(|s| s.is_banned(suspect))
+}
+
 #[test]
 fn a_lying_peer_is_banned_and_no_honest_peer_is() {
     let layout = synthetic_layout(128, 64 * 1024);
@@ -87,29 +109,35 @@ fn a_lying_peer_is_banned_and_no_honest_peer_is() {
         lie_every: Some(10),
         ..NodeSpec::seed(8 * MB)
     });
-    let mut sim = Simulation::new(layout, specs, SwarmSettings::default(), 5);
+    let mut sim = Simulation::new(
+        layout,
+        specs,
+        SwarmSettings::default(),
+        5,
+        Tracker::Everyone,
+    );
     sim.run(Duration::from_secs(600));
     assert_eq!(
         sim.leecher_times().len(),
         8,
         "every honest leecher finishes"
     );
-    let banned_by = (1..liar).filter(|&n| sim.is_banned_by(n, liar)).count();
+    let banned_by = (1..liar).filter(|&n| is_banned_by(&sim, n, liar)).count();
     assert!(
         banned_by > 0,
         "someone caught the liar; failed pieces per node: {:?}",
-        sim.failed_pieces()
+        failed_pieces(&sim)
     );
     for node in 1..liar {
-        if sim.failed_pieces()[node] >= 3 {
+        if failed_pieces(&sim)[node] >= 3 {
             assert!(
-                sim.is_banned_by(node, liar),
+                is_banned_by(&sim, node, liar),
                 "node {node} saw 3 bad pieces and kept the liar"
             );
         }
         for honest in 0..liar {
             assert!(
-                !sim.is_banned_by(node, honest),
+                !is_banned_by(&sim, node, honest),
                 "node {node} banned honest node {honest}"
             );
         }
@@ -123,7 +151,13 @@ fn web_origin_crowd(peers: usize, seed: u64) -> Simulation {
     let layout = synthetic_layout(256, 256 * 1024); // 64 MiB
     let mut specs = vec![NodeSpec::origin(4 * MB)];
     specs.extend((0..peers).map(|_| NodeSpec::leecher(2 * MB, 8 * MB)));
-    Simulation::new(layout, specs, SwarmSettings::default(), seed)
+    Simulation::new(
+        layout,
+        specs,
+        SwarmSettings::default(),
+        seed,
+        Tracker::Everyone,
+    )
 }
 
 /// Runs the web-origin flash crowd over several seeds and returns the
@@ -181,7 +215,13 @@ fn a_web_origin_stays_near_one_copy_for_fifty_peers() {
 fn a_lone_peer_downloads_everything_from_the_origin() {
     let layout = synthetic_layout(32, 256 * 1024);
     let specs = vec![NodeSpec::origin(4 * MB), NodeSpec::leecher(2 * MB, 8 * MB)];
-    let mut sim = Simulation::new(layout, specs, SwarmSettings::default(), 1);
+    let mut sim = Simulation::new(
+        layout,
+        specs,
+        SwarmSettings::default(),
+        1,
+        Tracker::Everyone,
+    );
     sim.run(Duration::from_secs(120));
     let times = sim.leecher_times();
     assert_eq!(times.len(), 1);
@@ -195,3 +235,75 @@ fn a_lone_peer_downloads_everything_from_the_origin() {
         "exactly one copy"
     );
 }
+
+/// A crowd too large for everyone to know everyone: each node hears of
+/// at most 50 others from the tracker and keeps at most `max_peers`.
+fn bounded_crowd(peers: usize, links: Links, origin: Origin, seed: u64) -> sim::crowd::CrowdReport {
+    let crowd = Crowd {
+        peers,
+        links,
+        origin,
+        tracker: Tracker::Random(TRACKER_PEERS),
+        seed,
+    };
+    let report = crowd.run(4.0);
+    eprintln!("{}\n{}", sim::crowd::CrowdReport::HEADER, report.row());
+    assert_eq!(report.finished, peers, "every peer finishes");
+    report
+}
+
+// Measured at 120 peers: uniform links 1.63 origin copies, last 1.13 x
+// the bound; mixed links 1.84 copies, last 1.47 x; around a seeding
+// origin, 1.71 copies before the first peer finished, last 1.13 x. The origin planner's
+// rule that each unheld piece belongs to one agent holds only among
+// agents that see each other: with bounded neighbourhoods, several
+// neighbourhoods fetch the same piece, so a crowd too large for a full
+// mesh costs the origin more than one copy.
+#[test]
+fn a_crowd_of_neighbourhoods_finishes_near_the_bound() {
+    let report = bounded_crowd(CI_CROWD, Links::Uniform, Origin::Web, 1);
+    assert!(
+        report.origin_copies <= 1.8,
+        "the origin sent {:.3} copies",
+        report.origin_copies
+    );
+    assert!(
+        report.last <= 1.25,
+        "last peer at {:.3} x the bound",
+        report.last
+    );
+}
+
+#[test]
+fn a_crowd_on_mixed_links_finishes() {
+    let report = bounded_crowd(CI_CROWD, Links::Mixed, Origin::Web, 2);
+    assert!(
+        report.origin_copies <= 2.2,
+        "the origin sent {:.3} copies",
+        report.origin_copies
+    );
+    assert!(
+        report.last <= 2.0,
+        "last peer at {:.3} x the bound",
+        report.last
+    );
+}
+
+#[test]
+fn a_crowd_around_a_seeding_origin_finishes() {
+    let report = bounded_crowd(CI_CROWD, Links::Uniform, Origin::Seed, 3);
+    assert!(
+        report.origin_copies <= 1.8,
+        "the seed sent {:.3} copies before the first peer finished",
+        report.origin_copies
+    );
+    assert!(
+        report.last <= 1.3,
+        "last peer at {:.3} x the bound",
+        report.last
+    );
+}
+
+/// Peers in the CI crowd tests: more than anyone can connect to (the
+/// tracker names 50, a node keeps 60), few enough for a quick test.
+const CI_CROWD: usize = 120;

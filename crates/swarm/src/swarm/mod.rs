@@ -309,6 +309,8 @@ impl Swarm {
         key: PeerKey,
         message: &Message<'_>,
     ) -> Result<(), ProtocolViolation> {
+        // While initial seeding, peers lose interest between reveals.
+        let rechoke_on_lost_interest = !self.initial_seeding_active();
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -345,6 +347,15 @@ impl Swarm {
             }
             Message::NotInterested => {
                 peer.peer_interested = false;
+                // An unchoked peer that wants nothing more holds a slot it
+                // does not use: give it to someone else now, not at the
+                // next round. At a crowd's tail, peers finish one after
+                // another and each would idle a slot for up to a round
+                // (simulated 120-peer crowd on mixed links: last peer at
+                // 1.47 x the bound instead of 1.75 x).
+                if !peer.am_choking && rechoke_on_lost_interest {
+                    self.next_choke = self.next_choke.min(now);
+                }
             }
             Message::Have { piece } => self.peer_has(now, key, piece)?,
             Message::Bitfield(bytes) => {

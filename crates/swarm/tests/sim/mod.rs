@@ -7,16 +7,23 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::seq::index::sample;
+use rand::SeedableRng;
 
 use meta::layout::Layout;
 use swarm::{Action, Bitfield, Outgoing, PeerCaps, PeerKey, Swarm, SwarmSettings};
 use wire::BlockRef;
 
 pub use testkit::layout::synthetic_layout;
+
+pub mod crowd;
 
 /// Bytes a message costs on the wire besides block data.
 const HEADER_BYTES: u64 = 17;
@@ -108,6 +115,46 @@ enum SimMessage {
     Closed,
 }
 
+/// An event due at `at`; `seq` orders events due at the same instant by
+/// when they were scheduled, so runs are deterministic.
+struct Scheduled {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Whom a joining node hears of.
+#[derive(Debug, Clone, Copy)]
+pub enum Tracker {
+    /// Every node that joined so far, and every node hears of each
+    /// newcomer at once: a full mesh, for small swarms.
+    Everyone,
+    /// Up to this many nodes drawn at random from those that joined so
+    /// far, as a tracker answers an announce; the others learn of the
+    /// newcomer only when it connects to them.
+    Random(usize),
+}
+
 struct Queued {
     key: PeerKey,
     message: SimMessage,
@@ -121,11 +168,16 @@ pub struct Node {
     /// Our key -> (other node, its key for us).
     links: BTreeMap<PeerKey, (usize, PeerKey)>,
     control: VecDeque<Queued>,
-    upload_turn: usize,
+    /// Connections that may have a block to send (the swarm said
+    /// `UploadReady` and has not since answered `next_upload` with none),
+    /// so picking the next upload does not ask every connection.
+    upload_ready: BTreeSet<PeerKey>,
+    /// The connection served last: the next turn goes to the one after it.
+    upload_turn: Option<PeerKey>,
     uplink_busy: bool,
     downlink_free_at: Duration,
-    /// Per piece: honesty of each stored block.
-    blocks: HashMap<u32, HashMap<u32, bool>>,
+    /// Per piece: offset and honesty of each stored block.
+    blocks: HashMap<u32, Vec<(u32, bool)>>,
     blocks_sent: u32,
     pub uploaded: u64,
     pub failed_pieces: u32,
@@ -138,9 +190,18 @@ pub struct Node {
 pub struct Simulation {
     pub nodes: Vec<Node>,
     pub layout: Layout,
-    events: BinaryHeap<Reverse<(Duration, u64, usize)>>,
-    payloads: HashMap<u64, Event>,
+    events: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
+    /// Nodes finished (seeds and the origin from the start).
+    finished: usize,
+    origin: Option<usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    tracker: Tracker,
+    tracker_rng: SmallRng,
+    /// Nodes that joined, in order (the origin excluded).
+    joined: Vec<usize>,
+    /// Events handled so far.
+    pub events_handled: u64,
     pub now: Duration,
     t0: Instant,
     latency: Duration,
@@ -165,9 +226,10 @@ impl Simulation {
         specs: Vec<NodeSpec>,
         settings: SwarmSettings,
         seed: u64,
+        tracker: Tracker,
     ) -> Simulation {
         let t0 = Instant::now();
-        let nodes = specs
+        let nodes: Vec<Node> = specs
             .into_iter()
             .enumerate()
             .map(|(i, spec)| Node {
@@ -176,7 +238,8 @@ impl Simulation {
                 addr: SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881)),
                 links: BTreeMap::new(),
                 control: VecDeque::new(),
-                upload_turn: 0,
+                upload_ready: BTreeSet::new(),
+                upload_turn: None,
                 uplink_busy: false,
                 downlink_free_at: Duration::ZERO,
                 blocks: HashMap::new(),
@@ -188,12 +251,20 @@ impl Simulation {
                 timer_at: None,
             })
             .collect();
+        let origin = nodes.iter().position(|n| n.spec.origin);
+        let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
         let mut sim = Simulation {
             nodes,
             layout,
             events: BinaryHeap::new(),
-            payloads: HashMap::new(),
             seq: 0,
+            finished: 0,
+            origin,
+            by_addr,
+            tracker,
+            tracker_rng: SmallRng::seed_from_u64(seed ^ 0x0074_7261_636b_6572),
+            joined: Vec::new(),
+            events_handled: 0,
             now: Duration::ZERO,
             t0,
             latency: Duration::from_millis(20),
@@ -215,25 +286,35 @@ impl Simulation {
 
     fn schedule(&mut self, at: Duration, event: Event) {
         self.seq += 1;
-        self.payloads.insert(self.seq, event);
-        self.events.push(Reverse((at, self.seq, 0)));
+        self.events.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        }));
     }
 
     /// Runs until every node finished or `limit` virtual seconds passed.
     pub fn run(&mut self, limit: Duration) {
-        while let Some(&Reverse((at, seq, _))) = self.events.peek() {
-            if at > limit || self.all_finished() {
+        while let Some(Reverse(next)) = self.events.peek() {
+            if next.at > limit || self.all_finished() {
                 break;
             }
-            self.events.pop();
+            let Reverse(Scheduled { at, event, .. }) = self.events.pop().unwrap();
             self.now = at;
-            let event = self.payloads.remove(&seq).unwrap();
+            self.events_handled += 1;
             self.handle(event);
         }
     }
 
     pub fn all_finished(&self) -> bool {
-        self.nodes.iter().all(|n| n.finished_at.is_some())
+        self.finished == self.nodes.len()
+    }
+
+    fn finish(&mut self, node: usize) {
+        if self.nodes[node].finished_at.is_none() {
+            self.nodes[node].finished_at = Some(self.now);
+            self.finished += 1;
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -241,6 +322,9 @@ impl Simulation {
             Event::Join { node } => self.join(node),
             Event::Connect { from, to } => self.connect(from, to),
             Event::Timer { node } => {
+                if self.nodes[node].timer_at != Some(self.now) {
+                    return; // superseded by an earlier timer
+                }
                 self.nodes[node].timer_at = None;
                 let now = self.instant();
                 if let Some(swarm) = self.nodes[node].swarm.as_mut() {
@@ -257,12 +341,12 @@ impl Simulation {
     }
 
     fn origin_node(&self) -> Option<usize> {
-        self.nodes.iter().position(|n| n.spec.origin)
+        self.origin
     }
 
     fn join(&mut self, node: usize) {
         if self.nodes[node].spec.origin {
-            self.nodes[node].finished_at = Some(self.now);
+            self.finish(node);
             return; // a web server: nothing to run
         }
         let count = self.layout.piece_count();
@@ -286,31 +370,36 @@ impl Simulation {
         if self.origin_node().is_some() {
             swarm.set_origin(now, &self.peer_id(node));
         }
-        // The tracker: every node that joined so far.
-        let others: Vec<SocketAddr> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| *i != node && n.swarm.is_some() && !n.spec.origin)
-            .map(|(_, n)| n.addr)
-            .collect();
+        let others: Vec<SocketAddr> = match self.tracker {
+            Tracker::Everyone => self.joined.iter().map(|&i| self.nodes[i].addr).collect(),
+            Tracker::Random(limit) => {
+                let count = limit.min(self.joined.len());
+                sample(&mut self.tracker_rng, self.joined.len(), count)
+                    .into_iter()
+                    .map(|at| self.nodes[self.joined[at]].addr)
+                    .collect()
+            }
+        };
         swarm.add_addresses(now, others);
-        // ...and, on their next announce, every node hears of the newcomer.
-        let addr = self.nodes[node].addr;
-        for other in 0..self.nodes.len() {
-            if let Some(swarm) = self.nodes[other].swarm.as_mut() {
-                swarm.add_addresses(now, [addr]);
+        if let Tracker::Everyone = self.tracker {
+            // On their next announce, every node hears of the newcomer.
+            let addr = self.nodes[node].addr;
+            for &other in &self.joined {
+                if let Some(swarm) = self.nodes[other].swarm.as_mut() {
+                    swarm.add_addresses(now, [addr]);
+                }
             }
         }
+        self.joined.push(node);
         if self.nodes[node].spec.seed {
-            self.nodes[node].finished_at = Some(self.now);
+            self.finish(node);
         }
         self.nodes[node].swarm = Some(swarm);
         self.drain(node);
     }
 
     fn node_by_addr(&self, addr: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == addr)
+        self.by_addr.get(&addr).copied()
     }
 
     /// A node's peer id, as a shoal agent's: distinct per node and run.
@@ -393,10 +482,12 @@ impl Simulation {
                     self.pump_uplink(node);
                 }
                 Action::Disconnect(key, _) => self.close(node, key),
-                Action::UploadReady(_) => self.pump_uplink(node),
+                Action::UploadReady(key) => {
+                    self.nodes[node].upload_ready.insert(key);
+                    self.pump_uplink(node);
+                }
                 Action::Verify(piece) => {
-                    let blocks = self.nodes[node].blocks.remove(&piece).unwrap_or_default();
-                    let mut offsets: Vec<(u32, bool)> = blocks.into_iter().collect();
+                    let mut offsets = self.nodes[node].blocks.remove(&piece).unwrap_or_default();
                     offsets.sort_unstable();
                     let passed = offsets.iter().all(|(_, honest)| *honest);
                     self.nodes[node].failed_pieces += u32::from(!passed);
@@ -428,7 +519,7 @@ impl Simulation {
                     panic!("node {node} dropped the origin: {reason}")
                 }
                 Action::Completed => {
-                    self.nodes[node].finished_at.get_or_insert(self.now);
+                    self.finish(node);
                     if self.seed_upload_at_first_finish.is_none() {
                         self.seed_upload_at_first_finish = Some(
                             self.nodes
@@ -446,15 +537,17 @@ impl Simulation {
             .as_ref()
             .unwrap()
             .poll_timeout()
-            .saturating_duration_since(self.t0);
+            .saturating_duration_since(self.t0)
+            .max(self.now);
         if self.nodes[node].timer_at.is_none_or(|t| next < t) {
             self.nodes[node].timer_at = Some(next);
-            self.schedule(next.max(self.now), Event::Timer { node });
+            self.schedule(next, Event::Timer { node });
         }
     }
 
     fn close(&mut self, node: usize, key: PeerKey) {
         let now = self.instant();
+        self.nodes[node].upload_ready.remove(&key);
         if let Some((other, other_key)) = self.nodes[node].links.remove(&key) {
             self.nodes[node]
                 .swarm
@@ -472,29 +565,49 @@ impl Simulation {
         }
     }
 
-    /// Starts the next transmission on an idle uplink: control messages
-    /// first, then blocks, connections taking turns.
+    /// Starts the next transmissions on an idle uplink: the queued
+    /// control messages back to back (an origin's blocks one at a time),
+    /// else one block, connections taking turns. The uplink is busy until the last of them is sent.
     fn pump_uplink(&mut self, node: usize) {
         if self.nodes[node].uplink_busy {
             return;
         }
-        let queued = match self.nodes[node].control.pop_front() {
-            Some(q) => Some(q),
-            None => self.next_block(node),
-        };
-        let Some(queued) = queued else { return };
+        let mut free_at = self.now;
+        while let Some(queued) = self.nodes[node].control.pop_front() {
+            let one_at_a_time = !matches!(queued.message, SimMessage::Control(_));
+            free_at = self.transmit(node, queued, free_at);
+            // A receiver's downlink is booked when a transmission starts,
+            // so an origin's blocks are booked one at a time, as before,
+            // not a whole queue ahead of others' blocks.
+            if one_at_a_time && free_at > self.now {
+                break;
+            }
+        }
+        if free_at == self.now {
+            if let Some(queued) = self.next_block(node) {
+                free_at = self.transmit(node, queued, free_at);
+            }
+        }
+        if free_at > self.now {
+            self.nodes[node].uplink_busy = true;
+            self.schedule(free_at, Event::UplinkFree { node });
+        }
+    }
+
+    /// Sends one message from `node`'s uplink starting at `start`; returns
+    /// when its last byte left (`start` if its connection is gone).
+    fn transmit(&mut self, node: usize, queued: Queued, start: Duration) -> Duration {
         let route = if self.nodes[node].spec.origin {
             Some((queued.key.0 as usize, swarm::ORIGIN))
         } else {
             self.nodes[node].links.get(&queued.key).copied()
         };
         let Some((to, to_key)) = route else {
-            return self.pump_uplink(node); // connection gone; try the next
+            return start;
         };
         let n = &mut self.nodes[node];
-        n.uplink_busy = true;
         let send_time = Duration::from_secs_f64(queued.bytes as f64 / n.spec.upload_bps as f64);
-        let sent_at = self.now + send_time;
+        let sent_at = start + send_time;
         if let SimMessage::Block { block, .. } = &queued.message {
             n.uploaded += u64::from(block.length);
             *n.piece_uploads.entry(block.piece).or_default() += 1;
@@ -515,7 +628,6 @@ impl Simulation {
         let receive_time =
             Duration::from_secs_f64(queued.bytes as f64 / receiver.spec.download_bps as f64);
         receiver.downlink_free_at = arrival + receive_time;
-        self.schedule(sent_at, Event::UplinkFree { node });
         self.schedule(
             arrival + receive_time,
             Event::Deliver {
@@ -524,32 +636,41 @@ impl Simulation {
                 message: queued.message,
             },
         );
+        sent_at
     }
 
     fn next_block(&mut self, node: usize) -> Option<Queued> {
         if self.nodes[node].spec.origin {
             return None;
         }
-        let keys: Vec<PeerKey> = self.nodes[node].links.keys().copied().collect();
-        if keys.is_empty() {
-            return None;
-        }
-        for step in 0..keys.len() {
-            let key = keys[(self.nodes[node].upload_turn + step) % keys.len()];
-            let n = &mut self.nodes[node];
-            if let Some(block) = n.swarm.as_mut().unwrap().next_upload(key) {
-                n.upload_turn = (n.upload_turn + step + 1) % keys.len();
-                n.blocks_sent += 1;
-                let honest = n
-                    .spec
-                    .lie_every
-                    .is_none_or(|every| !n.blocks_sent.is_multiple_of(every));
-                return Some(Queued {
-                    key,
-                    message: SimMessage::Block { block, honest },
-                    bytes: u64::from(block.length) + HEADER_BYTES,
-                });
-            }
+        let n = &mut self.nodes[node];
+        // Connections take turns: those after the last served, then the
+        // rest, the last served last.
+        let turns: Vec<PeerKey> = match n.upload_turn {
+            None => n.upload_ready.iter().copied().collect(),
+            Some(turn) => n
+                .upload_ready
+                .range((Bound::Excluded(turn), Bound::Unbounded))
+                .chain(n.upload_ready.range(..=turn))
+                .copied()
+                .collect(),
+        };
+        for key in turns {
+            let Some(block) = n.swarm.as_mut().unwrap().next_upload(key) else {
+                n.upload_ready.remove(&key);
+                continue;
+            };
+            n.upload_turn = Some(key);
+            n.blocks_sent += 1;
+            let honest = n
+                .spec
+                .lie_every
+                .is_none_or(|every| !n.blocks_sent.is_multiple_of(every));
+            return Some(Queued {
+                key,
+                message: SimMessage::Block { block, honest },
+                bytes: u64::from(block.length) + HEADER_BYTES,
+            });
         }
         None
     }
@@ -563,7 +684,7 @@ impl Simulation {
                     .blocks
                     .entry(block.piece)
                     .or_default()
-                    .insert(block.offset, true);
+                    .push((block.offset, true));
             }
             return self.drain(to);
         }
@@ -574,6 +695,7 @@ impl Simulation {
             SimMessage::OriginBlock { .. } => unreachable!("handled above"),
             SimMessage::Closed => {
                 self.nodes[to].links.remove(&key);
+                self.nodes[to].upload_ready.remove(&key);
                 self.nodes[to]
                     .swarm
                     .as_mut()
@@ -587,7 +709,7 @@ impl Simulation {
                         .blocks
                         .entry(block.piece)
                         .or_default()
-                        .insert(block.offset, honest);
+                        .push((block.offset, honest));
                 }
             }
             SimMessage::Control(out) => {
@@ -599,7 +721,6 @@ impl Simulation {
         self.drain(to);
     }
 
-    /// Completion times of the leechers, in seconds.
     /// Bytes the origin sent.
     pub fn origin_uploaded(&self) -> u64 {
         self.nodes
@@ -609,23 +730,13 @@ impl Simulation {
             .sum()
     }
 
+    /// Completion times of the leechers, in seconds.
     pub fn leecher_times(&self) -> Vec<f64> {
         self.nodes
             .iter()
             .filter(|n| !n.spec.seed && !n.spec.origin)
             .filter_map(|n| n.finished_at.map(|t| t.as_secs_f64()))
             .collect()
-    }
-
-    pub fn failed_pieces(&self) -> Vec<u32> {
-        self.nodes.iter().map(|n| n.failed_pieces).collect()
-    }
-
-    pub fn is_banned_by(&self, node: usize, suspect: usize) -> bool {
-        self.nodes[node]
-            .swarm
-            .as_ref()
-            .is_some_and(|s| s.is_banned(self.nodes[suspect].addr))
     }
 }
 
