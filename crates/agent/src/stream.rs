@@ -144,6 +144,13 @@ pub fn respond(
 /// The bytes `start..end` of the source, chunk by chunk. An error ends the
 /// body early, which the browser sees as an interrupted download it can
 /// resume with a range.
+///
+/// The body is always the file or an error, never a clean short end: the
+/// live reader hands out only bytes of pieces it checked itself
+/// (`engine::PieceReader`), each chunk moves the position by exactly its
+/// length, and an empty read before `end` (a file that shrank, a reader
+/// at its end too soon) is an error, so the connection is cut instead of
+/// ending as if complete.
 fn body(
     source: StreamSource,
     start: u64,
@@ -170,7 +177,14 @@ fn body(
             Cursor::Disk(path, file) => read_disk(path, file, at, want).await,
         };
         match chunk {
-            Ok(bytes) if bytes.is_empty() => None,
+            Ok(bytes) if bytes.is_empty() => {
+                let short = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file ended at byte {at}, before byte {end}"),
+                );
+                tracing::warn!("a stream to the browser ended early: {short}");
+                Some((Err(short), (cursor, end)))
+            }
             Ok(bytes) => {
                 let next = at + bytes.len() as u64;
                 Some((Ok(bytes), (cursor, next)))
@@ -225,6 +239,28 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=100-"), 100), none);
         assert_eq!(parse_range(Some("bytes=-0"), 100), none);
         assert_eq!(parse_range(Some("bytes=0-0"), 0), none);
+    }
+
+    /// Regression: a body whose file ran out before its end used to end
+    /// cleanly, short, which a browser may keep as a complete download.
+    #[tokio::test]
+    async fn a_file_shorter_than_its_body_ends_in_an_error_not_short() {
+        use futures_util::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.bin");
+        std::fs::write(&path, [7u8; 10]).unwrap();
+        let items: Vec<_> = body(StreamSource::OnDisk { path }, 2, 20).collect().await;
+        let bytes: Vec<u8> = items
+            .iter()
+            .filter_map(|item| item.as_ref().ok())
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(bytes, [7u8; 8]);
+        assert!(
+            items.last().is_some_and(Result::is_err),
+            "the body must end in an error"
+        );
     }
 
     #[test]

@@ -399,7 +399,8 @@ impl Engine {
         let (events_tx, events_rx) = mpsc::channel(256);
         let (verified_tx, verified_rx) = watch::channel(swarm.have().clone());
         let store = Arc::new(store);
-        let reader = PieceReader::new(store.clone(), verified_rx);
+        let (read_reports_tx, read_reports) = mpsc::unbounded_channel();
+        let reader = PieceReader::new(store.clone(), verified_rx, read_reports_tx);
         let setup = SessionSetup {
             torrent,
             store,
@@ -421,7 +422,7 @@ impl Engine {
         let shared = Arc::downgrade(&self.shared);
         let control = internal_tx.clone();
         tokio::spawn(async move {
-            Session::run(setup, internal_tx, internal_rx).await;
+            Session::run(setup, read_reports, internal_tx, internal_rx).await;
             if let Some(shared) = shared.upgrade() {
                 shared
                     .routes

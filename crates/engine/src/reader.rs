@@ -1,14 +1,25 @@
 //! Reading a release's verified bytes while it is still downloading: what
 //! the agent streams to a browser. A [`PieceReader`] watches which pieces
 //! the session has verified and written, and reads a file's bytes in order
-//! as soon as the piece holding them is there. Nothing unverified is ever
-//! returned.
+//! as soon as the piece holding them is there.
+//!
+//! Every byte returned is the release's: the reader reads each piece whole
+//! and checks it against the torrent's hashes itself before handing out
+//! any of it, whatever the store or the disk did meanwhile (the final
+//! rename racing the read, a file missing or short, which the store reads
+//! as zeros). A mismatch is retried a while (the rename completes) and is
+//! an error after, never bytes.
+//!
+//! Each reader also reports where it reads next to the session
+//! ([`ReadReport`]), which fetches the pieces ahead of it first
+//! (`swarm::Swarm::set_stream_cursor`); a clone is a reader of its own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use meta::Torrent;
 use swarm::Bitfield;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::storage::{PieceStore, StorageError};
 
@@ -22,6 +33,10 @@ pub enum ReadError {
     Stopped { piece: u32 },
     #[error("no byte {offset} in file {file} of this release")]
     OutOfRange { file: usize, offset: u64 },
+    /// The bytes on disk no longer match the release (the file was changed
+    /// or removed behind the download).
+    #[error("piece {piece} on disk does not match the release; download it again")]
+    Changed { piece: u32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("internal error reading the release: {0}")]
@@ -29,20 +44,95 @@ pub enum ReadError {
 }
 
 /// How long a read waits, at most, for a completed download's files to be
-/// renamed into place (`MOVE_RETRIES` × `MOVE_RETRY_WAIT`).
-const MOVE_RETRIES: u32 = 100;
+/// renamed into place (`MOVE_RETRIES` × `MOVE_RETRY_WAIT`): a read between
+/// the store pointing at the final place and the rename finds no file.
+const MOVE_RETRIES: u32 = 250;
 const MOVE_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Reads verified bytes of one running torrent. Cheap to clone.
-#[derive(Debug, Clone)]
+/// What a reader tells its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadReport {
+    /// Reader `id` reads torrent byte `offset` next.
+    At { id: u64, offset: u64 },
+    /// Reader `id` is gone.
+    Gone { id: u64 },
+}
+
+/// Identifies readers within the process.
+static NEXT_READER: AtomicU64 = AtomicU64::new(1);
+
+/// One reader's link to its session.
+#[derive(Debug)]
+struct Cursor {
+    id: u64,
+    reports: mpsc::UnboundedSender<ReadReport>,
+    /// The last offset reported.
+    reported: Option<u64>,
+}
+
+impl Cursor {
+    fn new(reports: mpsc::UnboundedSender<ReadReport>) -> Cursor {
+        Cursor {
+            id: NEXT_READER.fetch_add(1, Ordering::Relaxed),
+            reports,
+            reported: None,
+        }
+    }
+
+    fn report(&mut self, offset: u64) {
+        if self.reported != Some(offset) {
+            self.reported = Some(offset);
+            // A stopped session hears nothing; the read goes on regardless.
+            let _ = self.reports.send(ReadReport::At {
+                id: self.id,
+                offset,
+            });
+        }
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        if self.reported.is_some() {
+            let _ = self.reports.send(ReadReport::Gone { id: self.id });
+        }
+    }
+}
+
+/// Reads verified bytes of one running torrent. A clone is a new reader
+/// (with its own position), sharing the store.
+#[derive(Debug)]
 pub struct PieceReader {
     store: Arc<PieceStore>,
     verified: watch::Receiver<Bitfield>,
+    cursor: Cursor,
+    /// The last piece read, checked against its hash.
+    checked: Option<(u32, Arc<Vec<u8>>)>,
+}
+
+impl Clone for PieceReader {
+    fn clone(&self) -> PieceReader {
+        PieceReader {
+            store: self.store.clone(),
+            verified: self.verified.clone(),
+            cursor: Cursor::new(self.cursor.reports.clone()),
+            checked: None,
+        }
+    }
 }
 
 impl PieceReader {
-    pub(crate) fn new(store: Arc<PieceStore>, verified: watch::Receiver<Bitfield>) -> PieceReader {
-        PieceReader { store, verified }
+    pub(crate) fn new(
+        store: Arc<PieceStore>,
+        verified: watch::Receiver<Bitfield>,
+        reports: mpsc::UnboundedSender<ReadReport>,
+    ) -> PieceReader {
+        PieceReader {
+            store,
+            verified,
+            cursor: Cursor::new(reports),
+            checked: None,
+        }
     }
 
     pub fn torrent(&self) -> &Arc<Torrent> {
@@ -57,7 +147,7 @@ impl PieceReader {
     /// Reads up to `max` bytes of file `file` from `offset`, waiting until
     /// the piece that holds `offset` is verified. Stops at the end of that
     /// piece, so a caller loops to read further; an empty result means the
-    /// end of the file.
+    /// end of the file, and only that.
     pub async fn read_file(
         &mut self,
         file: usize,
@@ -74,35 +164,67 @@ impl PieceReader {
             return Ok(Vec::new());
         }
         let layout = self.store.layout();
-        let stream_offset = entry.offset + offset;
+        let stream_offset = entry
+            .offset
+            .checked_add(offset)
+            .ok_or(ReadError::OutOfRange { file, offset })?;
         let piece_length = layout.piece_length();
         let piece = u32::try_from(stream_offset / piece_length)
             .map_err(|_| ReadError::OutOfRange { file, offset })?;
-        let in_piece = (stream_offset % piece_length) as u32;
-        let to_piece_end = layout.piece_len(piece).saturating_sub(in_piece);
-        let to_file_end = u32::try_from(entry.length - offset).unwrap_or(u32::MAX);
-        let length = max.min(to_piece_end).min(to_file_end);
-        if length == 0 {
-            return Err(ReadError::OutOfRange { file, offset });
+        let in_piece = (stream_offset % piece_length) as usize;
+        let to_file_end = usize::try_from(entry.length - offset).unwrap_or(usize::MAX);
+        self.cursor.report(stream_offset);
+        let data = self.checked_piece(piece).await?;
+        let end = data
+            .len()
+            .min(in_piece.saturating_add(max as usize))
+            .min(in_piece.saturating_add(to_file_end));
+        match data.get(in_piece..end) {
+            Some(bytes) if !bytes.is_empty() => Ok(bytes.to_vec()),
+            _ => Err(ReadError::OutOfRange { file, offset }),
+        }
+    }
+
+    /// Piece `piece`, read whole once it is verified and checked against
+    /// the torrent's hashes again here (see the module doc).
+    async fn checked_piece(&mut self, piece: u32) -> Result<Arc<Vec<u8>>, ReadError> {
+        if let Some((at, data)) = &self.checked {
+            if *at == piece {
+                return Ok(data.clone());
+            }
         }
         self.wait_for(piece).await?;
         let mut retries = 0;
         loop {
             let store = self.store.clone();
-            let read =
-                tokio::task::spawn_blocking(move || store.read_block(piece, in_piece, length))
-                    .await
-                    .map_err(|e| ReadError::Internal(e.to_string()))?;
+            let read = tokio::task::spawn_blocking(move || {
+                let layout = store.layout();
+                let data = store.read_block(piece, 0, layout.piece_len(piece))?;
+                let info = layout.piece(store.torrent(), piece);
+                let ok = meta::layout::check_piece(&info, &data).ok;
+                Ok::<_, StorageError>((data, ok))
+            })
+            .await
+            .map_err(|e| ReadError::Internal(e.to_string()))?;
             match read {
+                Ok((data, true)) => {
+                    let data = Arc::new(data);
+                    self.checked = Some((piece, data.clone()));
+                    return Ok(data);
+                }
                 // The download just completed and its files are being
                 // renamed into place: reads point at the final place a
-                // moment before the files are there. Wait for the rename
-                // rather than end a browser's download early.
-                Err(StorageError::MissingFile { .. }) if retries < MOVE_RETRIES => {
+                // moment before the files are there (missing, or zeros).
+                // Wait for the rename rather than end a browser's download
+                // early or send it wrong bytes.
+                Err(StorageError::MissingFile { .. }) | Ok((_, false))
+                    if retries < MOVE_RETRIES =>
+                {
                     retries += 1;
                     tokio::time::sleep(MOVE_RETRY_WAIT).await;
                 }
-                other => return other.map_err(ReadError::from),
+                Ok((_, false)) => return Err(ReadError::Changed { piece }),
+                Err(e) => return Err(e.into()),
             }
         }
     }

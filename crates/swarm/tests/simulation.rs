@@ -97,6 +97,55 @@ fn is_banned_by(sim: &Simulation, node: usize, suspect: usize) -> bool {
         .is_some_and(|s| s.is_banned(suspect))
 }
 
+/// Pieces a streaming leecher holds from the start without a gap, sampled
+/// when it holds half the release, in a swarm where seeds hold the data; with a reader at byte 0 (`cursor`) that
+/// follows the first missing piece, and without.
+fn streamed_prefix_at_half(cursor: bool) -> (u32, u32) {
+    let layout = synthetic_layout(128, 128 * 1024); // 16 MiB
+                                                    // Peers hold the data: two seeds, the reader and two other leechers.
+    let mut specs = vec![NodeSpec::seed(4 * MB), NodeSpec::seed(4 * MB)];
+    specs.extend((0..3).map(|_| NodeSpec::leecher(2 * MB, 8 * MB)));
+    // Seeds show every piece (initial seeding would hide the ones a
+    // reader wants behind the ones it reveals).
+    let settings = SwarmSettings {
+        initial_seeding: false,
+        ..SwarmSettings::default()
+    };
+    let mut sim = Simulation::new(layout, specs, settings, 5, Tracker::Everyone);
+    let reader = 2;
+    for step in 1..=6000u64 {
+        sim.run(Duration::from_millis(50 * step));
+        let now = sim.instant();
+        let Some(swarm) = sim.nodes[reader].swarm.as_mut() else {
+            continue;
+        };
+        let have = swarm.have().clone();
+        let prefix = (0..have.len()).take_while(|&p| have.get(p)).count() as u32;
+        if cursor {
+            swarm.set_stream_cursor(now, 1, u64::from(prefix) * 128 * 1024);
+        }
+        if have.count() * 2 >= have.len() {
+            return (prefix, have.count());
+        }
+    }
+    panic!("the reader never got half the release");
+}
+
+#[test]
+fn a_stream_reader_gets_pieces_in_near_order_and_rarest_first_without_one() {
+    let (prefix, held) = streamed_prefix_at_half(true);
+    let (without, held_without) = streamed_prefix_at_half(false);
+    eprintln!("with a reader: {prefix} of {held} pieces held are a gapless prefix; without: {without} of {held_without}");
+    assert!(
+        prefix * 5 >= held * 3,
+        "with a reader, {prefix} of {held} pieces form the prefix"
+    );
+    assert!(
+        without * 4 < held_without,
+        "without a reader the order is rarest-first: {without} of {held_without} in a prefix"
+    );
+}
+
 #[test]
 fn a_lying_peer_is_banned_and_no_honest_peer_is() {
     let layout = synthetic_layout(128, 64 * 1024);

@@ -44,6 +44,7 @@ use crate::announcer::{self, AnnounceSetup, Totals};
 use crate::connection::{ConnContext, ConnEvent, ConnId, ConnectError, WriterCmd};
 use crate::events::TorrentEvent;
 use crate::rate_limit::RateLimiter;
+use crate::reader::ReadReport;
 use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::PieceStore;
@@ -167,9 +168,11 @@ pub(crate) struct Session {
 
 impl Session {
     /// Runs the session to its end. `internal_rx` also receives incoming
-    /// connections routed here by the engine's listener.
+    /// connections routed here by the engine's listener; `read_reports`
+    /// says where the release's readers read (streaming priority).
     pub(crate) async fn run(
         setup: SessionSetup,
+        mut read_reports: mpsc::UnboundedReceiver<ReadReport>,
         internal_tx: mpsc::Sender<Internal>,
         mut internal_rx: mpsc::Receiver<Internal>,
     ) {
@@ -195,6 +198,7 @@ impl Session {
                 }
                 Some(addrs) = peers_rx.recv() => session.swarm.add_addresses(Instant::now(), addrs),
                 Some(warning) = warnings_rx.recv() => session.emit(TorrentEvent::Warning(warning)),
+                Some(report) = read_reports.recv() => session.on_read_report(report),
                 _ = tokio::time::sleep_until(wake) => session.swarm.handle_timeout(Instant::now()),
                 _ = progress_tick.tick() => session.report_progress(),
                 _ = resume_tick.tick() => session.save_resume_if_needed(),
@@ -303,6 +307,15 @@ impl Session {
                 } => self.fetch_from_origin(piece, offset, length, blocks),
                 Action::OriginUnusable(reason) => self.origin_unusable(&reason),
             }
+        }
+    }
+
+    /// A reader moved or left: the swarm fetches ahead of readers first.
+    fn on_read_report(&mut self, report: ReadReport) {
+        let now = self.now();
+        match report {
+            ReadReport::At { id, offset } => self.swarm.set_stream_cursor(now, id, offset),
+            ReadReport::Gone { id } => self.swarm.remove_stream_cursor(now, id),
         }
     }
 

@@ -4,10 +4,12 @@
 //! 1. blocks of a piece this peer already started (whole pieces per peer:
 //!    when a piece fails its hash check, one sender is to blame);
 //! 2. blocks of a started piece whose starter is gone;
-//! 3. a new piece, rarest first (fewest connected peers have it), ties
+//! 3. while a reader streams the release, pieces of its window, in order
+//!    (`window`);
+//! 4. a new piece, rarest first (fewest connected peers have it), ties
 //!    broken at random so peers do not all fetch the same piece;
-//! 4. missing blocks of pieces other peers started;
-//! 5. endgame: when every missing block is already requested, a second
+//! 5. missing blocks of pieces other peers started;
+//! 6. endgame: when every missing block is already requested, a second
 //!    request for a block in flight elsewhere (the first copy to arrive
 //!    wins; the caller cancels the other).
 //!
@@ -15,8 +17,10 @@
 //! `tests`.
 
 mod availability;
+mod window;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use meta::layout::Layout;
 use rand::rngs::SmallRng;
@@ -83,6 +87,8 @@ pub struct PiecePicker {
     partial: BTreeMap<u32, PartialPiece>,
     /// Blocks nobody has been asked for, over all pieces not yet had.
     missing_blocks: u64,
+    /// Pieces a reader needs next, fetched in order first (`window`).
+    window: Option<Range<u32>>,
 }
 
 impl PiecePicker {
@@ -107,6 +113,7 @@ impl PiecePicker {
             bucket_start: vec![0, count],
             partial: BTreeMap::new(),
             missing_blocks,
+            window: None,
         }
     }
 
@@ -180,7 +187,9 @@ impl PiecePicker {
                 return picked;
             }
         }
-        // 3: new pieces, rarest first.
+        // 3: a streaming reader's window, in order.
+        self.take_window(peer, peer_has, count, &mut picked);
+        // 4: new pieces, rarest first.
         while picked.len() < count {
             let Some(piece) = self.rarest_new_piece(peer_has, rng) else {
                 break;
@@ -188,7 +197,7 @@ impl PiecePicker {
             self.start_piece(piece, peer);
             self.take_missing(piece, peer, count, &mut picked);
         }
-        // 4: what others started.
+        // 5: what others started.
         if picked.len() < count {
             let others: Vec<u32> = self
                 .partial
@@ -205,7 +214,7 @@ impl PiecePicker {
                 }
             }
         }
-        // 5: endgame duplicates.
+        // 6: endgame duplicates.
         if picked.len() < count && self.in_endgame() {
             self.take_duplicates(peer, peer_has, count, &mut picked);
         }

@@ -9,7 +9,8 @@
 //! - `accounting`: what a hash check decides (bytes by source, blame,
 //!   completion) and the verify backlog;
 //! - `origin`: when to fetch from the publisher's web server;
-//! - `initial_seeding`: BEP 16 super-seeding.
+//! - `initial_seeding`: BEP 16 super-seeding;
+//! - `streaming`: readers' cursors and the window fetched first for them.
 
 mod accounting;
 mod initial_seeding;
@@ -17,6 +18,8 @@ mod interest;
 mod origin;
 mod origin_state;
 mod requests;
+mod stream_cursors;
+mod streaming;
 mod uploads;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -95,6 +98,8 @@ pub struct Swarm {
     uploaded: u64,
     /// Bytes of pieces handed to the driver to verify and not yet checked.
     verifying_bytes: u64,
+    /// Readers of the release and where they read.
+    streams: stream_cursors::StreamCursors,
 }
 
 impl Swarm {
@@ -136,6 +141,7 @@ impl Swarm {
             received: 0,
             uploaded: 0,
             verifying_bytes: 0,
+            streams: stream_cursors::StreamCursors::default(),
         }
     }
 

@@ -163,9 +163,13 @@ impl Swarm {
         };
         for _ in in_flight.len()..target {
             let any_piece = peers == 0 || starving;
-            let blocks = self
-                .picker
-                .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
+            // A reader's window first (`streaming`), then the rules above.
+            let mut blocks = self.stream_piece_for_origin(now);
+            if blocks.is_empty() {
+                blocks = self
+                    .picker
+                    .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
+            }
             let Some(first) = blocks.first().copied() else {
                 return;
             };

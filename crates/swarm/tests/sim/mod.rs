@@ -280,7 +280,8 @@ impl Simulation {
         sim
     }
 
-    fn instant(&self) -> Instant {
+    /// The virtual clock as the swarms see it.
+    pub fn instant(&self) -> Instant {
         self.t0 + self.now
     }
 
