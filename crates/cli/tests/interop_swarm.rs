@@ -21,15 +21,13 @@
 //! only a shoal that is still downloading does; aria2 dials loopback peers
 //! from a tracker as they are.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testkit::content::{assert_same_content, same_content};
-use testkit::interop::{lt_driver, require_program};
-use testkit::process::free_port;
+use testkit::interop::{aria2c, lt_driver, require_program, transmission_cli};
 use testkit::tracker::{info_hash_v1, LocalTracker};
 use testkit::{field, run, run_json, shoal, wait_until, write_tree, Proc, Scene};
 
@@ -284,73 +282,12 @@ fn libtorrent_downloads_signed_hybrid_from_shoal() {
     stop_cleanly(shoal_seed);
 }
 
-/// aria2c options for every role: peers only from the tracker, TCP on
-/// 127.0.0.1, no user configuration, a debug log for failures. aria2 opens
-/// each connection with an MSE (encryption) handshake; shoal, which speaks
-/// plaintext only, resets it and aria2 retries with a plain handshake a
-/// second later (`--bt-require-crypto=false`, the default, allows that).
 fn aria2(scene: &Scene, role: &str, release: &Release, dir: &Path) -> Command {
-    let mut cmd = Command::new("aria2c");
-    cmd.arg("--no-conf=true")
-        .arg(format!("--dir={}", dir.display()))
-        .arg(format!("--listen-port={}", free_port()))
-        // Binds every socket, the tracker client's included, to loopback.
-        .arg("--interface=127.0.0.1")
-        .arg("--disable-ipv6=true")
-        .arg("--enable-dht=false")
-        .arg("--enable-dht6=false")
-        .arg("--bt-enable-lpd=false")
-        .arg("--enable-peer-exchange=false")
-        .arg("--file-allocation=none")
-        .arg("--summary-interval=0")
-        .arg("--console-log-level=warn")
-        .arg(format!(
-            "--log={}",
-            scene.log_path(&format!("aria2-{role}.log")).display()
-        ))
-        .arg("--log-level=debug")
-        .arg(&release.torrent);
-    cmd
+    aria2c(scene, role, &release.torrent, dir, "127.0.0.1")
 }
 
-/// `transmission-cli` with its own configuration folder (and `HOME`), so it
-/// neither reads nor writes the user's, and settings that keep it to plain
-/// TCP on 127.0.0.1 with peers only from the tracker. `transmission-cli`
-/// never exits by itself; the caller stops it.
 fn transmission(scene: &Scene, role: &str, dir: &Path) -> Command {
-    let config = scene.dir(&format!("transmission-{role}-config"));
-    let port = free_port();
-    let settings = serde_json::json!({
-        "dht-enabled": false,
-        "lpd-enabled": false,
-        "pex-enabled": false,
-        "utp-enabled": false,
-        "port-forwarding-enabled": false,
-        // The RPC server would otherwise take port 9091 in every instance.
-        "rpc-enabled": false,
-        "bind-address-ipv4": "127.0.0.1",
-        "bind-address-ipv6": "::1",
-        "peer-port": port,
-        // 0: prefer plaintext, accept encrypted.
-        "encryption": 0,
-        "message-level": 3,
-        "ratio-limit-enabled": false,
-        "idle-seeding-limit-enabled": false,
-    });
-    fs::write(config.join("settings.json"), settings.to_string()).expect("write settings.json");
-    let mut cmd = Command::new("transmission-cli");
-    cmd.env("HOME", &config)
-        .env("XDG_CONFIG_HOME", &config)
-        .arg("--config-dir")
-        .arg(&config)
-        .arg("--download-dir")
-        .arg(dir)
-        .args(["--port", &port.to_string()])
-        .arg("--no-portmap")
-        .arg("--encryption-tolerated")
-        .arg("--no-uplimit")
-        .arg("--no-downlimit");
-    cmd
+    transmission_cli(scene, role, dir, "127.0.0.1")
 }
 
 /// aria2 announces its new pieces with a whole `bitfield` message, in the

@@ -16,6 +16,7 @@ mod origin_share;
 mod peer;
 pub mod picker;
 pub mod rate;
+mod reveal;
 mod settings;
 mod smart_ban;
 mod swarm;

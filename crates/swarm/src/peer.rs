@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::bitfield::Bitfield;
 use crate::rate::RateMeter;
+use crate::reveal::PeerReveal;
 use wire::BlockRef;
 
 /// A connected peer, as the swarm and its driver call it. Never reused
@@ -62,11 +63,9 @@ pub(crate) struct Peer {
     pub base_rtt: Option<Duration>,
     pub unchoked_at: Option<Instant>,
     pub optimistic: bool,
-    /// While initial seeding: the pieces we have shown this peer. `None`
-    /// once it may see everything.
-    pub revealed: Option<Bitfield>,
-    /// Pieces in `revealed` the peer does not have yet.
-    pub revealed_outstanding: u32,
+    /// While initial seeding: what we have shown this peer. `None` once
+    /// it may see everything.
+    pub reveal: Option<PeerReveal>,
 }
 
 impl Peer {
@@ -98,8 +97,7 @@ impl Peer {
             base_rtt: None,
             unchoked_at: None,
             optimistic: false,
-            revealed: None,
-            revealed_outstanding: 0,
+            reveal: None,
         }
     }
 

@@ -52,6 +52,13 @@ pub struct SwarmSettings {
     /// in the swarm (super-seeding, BEP 16): the seed then sends each piece
     /// about once instead of the same pieces to several peers.
     pub initial_seeding: bool,
+    /// Initial seeding pays off only when peers can trade with each other:
+    /// a peer that has been connected a while with fewer interested peers
+    /// than this in the swarm is shown every piece (plain seeding).
+    pub initial_seeding_min_crowd: usize,
+    /// A peer we sent a piece in full that has not announced it within
+    /// this long is shown every piece: we cannot tell what it spreads.
+    pub initial_seeding_have_grace: Duration,
 }
 
 impl Default for SwarmSettings {
@@ -74,6 +81,8 @@ impl Default for SwarmSettings {
             dial_retry: Duration::from_secs(3),
             tick: Duration::from_millis(500),
             initial_seeding: true,
+            initial_seeding_min_crowd: 4,
+            initial_seeding_have_grace: Duration::from_secs(5),
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod http;
 pub mod interop;
 pub mod json;
 pub mod layout;
+#[cfg(target_os = "linux")]
+pub mod netns;
 // Both rely on Unix: SO_REUSEPORT, and running the server as `postgres`.
 #[cfg(unix)]
 pub mod lying_seed;

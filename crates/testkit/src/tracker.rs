@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bencode::Limits;
@@ -20,18 +21,24 @@ pub struct LocalTracker {
 
 impl LocalTracker {
     pub fn start(scene: &Scene) -> Self {
+        Self::start_at(scene, "127.0.0.1", |cmd| cmd)
+    }
+
+    /// A tracker inside `namespace`, at its address: what clients that
+    /// refuse loopback peers need (see [`crate::netns`]).
+    #[cfg(target_os = "linux")]
+    pub fn start_in(scene: &Scene, namespace: &crate::netns::Namespace) -> Self {
+        Self::start_at(scene, &namespace.inner_addr, |cmd| namespace.wrap(&cmd))
+    }
+
+    fn start_at(scene: &Scene, ip: &str, wrap: impl FnOnce(Command) -> Command) -> Self {
         let mut cmd = shoal_tracker();
-        // Every test peer is on 127.0.0.1: lift the per-address limit of
+        // Every test peer is on one address: lift the per-address limit of
         // sessions per swarm (8 by default), which is for the internet.
-        cmd.args([
-            "serve",
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-sessions-per-ip",
-            "64",
-        ]);
-        let mut proc = scene.spawn("tracker", &mut cmd);
+        cmd.args(["serve", "--open", "--listen"])
+            .arg(format!("{ip}:0"))
+            .args(["--max-sessions-per-ip", "64"]);
+        let mut proc = scene.spawn("tracker", &mut wrap(cmd));
         // It prints `listening on http://ADDR/announce` once bound.
         let announce = proc.next_line(Instant::now() + Duration::from_secs(20), |line| {
             line.strip_prefix("listening on ").map(str::to_owned)

@@ -1,9 +1,18 @@
 //! Initial seeding (super-seeding, BEP 16): while we are the only source of
-//! some pieces, each peer is shown only a few pieces at a time, chosen among
-//! those shown to nobody yet, and a new one each time it reports having one
-//! of them. Peers then fetch *different* pieces from us and trade them with
-//! each other, so we send each piece about once. When every piece is out in
-//! the swarm, every peer is shown everything.
+//! some pieces, each peer is shown only some of them, chosen among those
+//! shown to the fewest peers. Peers then fetch *different* pieces from us
+//! and trade them with each other, so we send each piece about once. When
+//! every piece is out in the swarm, every peer is shown everything.
+//!
+//! Showing is never what limits a peer: a piece stops counting against the
+//! peer's window once we have sent it in full (not when the peer announces
+//! it, which some clients do on a timer), and the window covers the peer's
+//! measured rate over its request round trip, growing whenever the peer
+//! drains it. `have`s only tell us which pieces are out in the swarm.
+//!
+//! Where it cannot pay off, a peer is shown everything: a small crowd
+//! (nobody to trade with), or a peer that does not announce what it got
+//! from us (we cannot tell what it spreads).
 //!
 //! It is plain BitTorrent: we start with have-none (or no bitfield) and send
 //! `have` messages, which every client understands.
@@ -11,17 +20,21 @@
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use wire::BlockRef;
 
 use super::Swarm;
 use crate::action::Outgoing;
 use crate::bitfield::Bitfield;
+use crate::reveal::{PeerReveal, MAX_WINDOW, MIN_WINDOW};
 use crate::{Action, PeerKey};
 
-/// Pieces shown to a peer and not yet fetched by it, at least.
-const MIN_WINDOW: u32 = 2;
-const MAX_WINDOW: u32 = 256;
-/// The window covers this much of the peer's download from us.
+/// Beyond its request round trip, the window covers this much of the
+/// peer's download from us at its measured rate.
 const WINDOW_TIME: Duration = Duration::from_secs(1);
+/// How long a peer waits for a crowd to gather before a small crowd shows
+/// it everything: peers of a flash crowd connect within a moment of each
+/// other, and one shown everything early would fetch what others fetch.
+const CROWD_WAIT: Duration = Duration::from_millis(500);
 
 impl Swarm {
     pub(super) fn initial_seeding_active(&self) -> bool {
@@ -29,57 +42,91 @@ impl Swarm {
     }
 
     /// A peer just connected: it sees nothing until `top_up` shows it some.
-    pub(super) fn start_revealing(&mut self, key: PeerKey) {
+    pub(super) fn start_revealing(&mut self, now: Instant, key: PeerKey) {
         let count = self.picker.have().len();
         if let Some(peer) = self.peers.get_mut(&key) {
-            peer.revealed = Some(Bitfield::new(count));
-            peer.revealed_outstanding = 0;
+            peer.reveal = Some(PeerReveal::new(count, now));
         }
     }
 
-    /// The peer told us what it has: recount what it still lacks of what it
-    /// was shown, and show it more.
+    /// The peer told us what it has: what it was shown and has is out, and
+    /// it may be shown more.
     pub(super) fn reveals_after_bitfield(&mut self, now: Instant, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if let Some(revealed) = &peer.revealed {
-            peer.revealed_outstanding =
-                revealed.ones().filter(|&p| !peer.pieces.get(p)).count() as u32;
+        if let Some(reveal) = peer.reveal.as_mut() {
+            reveal.announced_all(&peer.pieces);
         }
         self.top_up(now, key);
         self.maybe_finish_initial_seeding();
     }
 
-    /// The peer now has `piece`: if it was one we showed it, show another.
+    /// The peer now has `piece`.
     pub(super) fn reveals_after_have(&mut self, now: Instant, key: PeerKey, piece: u32) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.revealed.as_ref().is_some_and(|r| r.get(piece)) {
-            peer.revealed_outstanding = peer.revealed_outstanding.saturating_sub(1);
+        if let Some(reveal) = peer.reveal.as_mut() {
+            reveal.announced(piece);
         }
         self.top_up(now, key);
         self.maybe_finish_initial_seeding();
+    }
+
+    /// The peer asked us for `block`: the first request for a shown piece
+    /// measures its request round trip.
+    pub(super) fn reveals_after_request(&mut self, now: Instant, key: PeerKey, block: BlockRef) {
+        if let Some(reveal) = self.peers.get_mut(&key).and_then(|p| p.reveal.as_mut()) {
+            reveal.requested(now, block.piece);
+        }
+    }
+
+    /// `block` went to the driver for `key`: a piece handed out in full no
+    /// longer keeps the peer busy (the next upload report shows more).
+    pub(super) fn reveals_after_upload(&mut self, key: PeerKey, block: BlockRef) {
+        let piece_len = self.picker.layout().piece_len(block.piece);
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let queue_empty = peer.upload_queue.is_empty();
+        let Some(reveal) = peer.reveal.as_mut() else {
+            return;
+        };
+        let bytes = u64::from(block.length);
+        if reveal.handed_out(block.piece, bytes, u64::from(piece_len), queue_empty) {
+            if let Some(counts) = self.reveal_counts.as_mut() {
+                counts.sent.set(block.piece);
+            }
+        }
+    }
+
+    /// Blocks went out to `key`: show it more if it has drained its window.
+    pub(super) fn reveals_after_sent(&mut self, now: Instant, key: PeerKey) {
+        if let Some(reveal) = self.peers.get_mut(&key).and_then(|p| p.reveal.as_mut()) {
+            reveal.stamp_sent(now);
+        }
+        self.top_up(now, key);
     }
 
     /// The peer left: what it was shown and did not fetch is up for others.
     pub(super) fn reveals_after_disconnect(
         &mut self,
-        revealed: Option<Bitfield>,
+        reveal: Option<PeerReveal>,
         pieces: &Bitfield,
     ) {
-        let (Some(revealed), Some(counts)) = (revealed, self.reveal_counts.as_mut()) else {
+        let (Some(reveal), Some(counts)) = (reveal, self.reveal_counts.as_mut()) else {
             return;
         };
-        for piece in revealed.ones().filter(|&p| !pieces.get(p)) {
-            counts[piece as usize] = counts[piece as usize].saturating_sub(1);
+        for piece in reveal.shown.ones().filter(|&p| !pieces.get(p)) {
+            counts.shown[piece as usize] = counts.shown[piece as usize].saturating_sub(1);
         }
     }
 
     /// How many pieces a peer should have to fetch from us: one while we
-    /// choke it (enough to keep it interested), else what it can fetch in a
-    /// second at its current rate.
+    /// choke it (enough to keep it interested), else what keeps its link
+    /// busy: its rate over its request round trip plus [`WINDOW_TIME`], or
+    /// the window grown while it drained it, whichever is larger.
     fn reveal_window(&mut self, now: Instant, key: PeerKey) -> u32 {
         let piece_length = self.picker.layout().piece_length().max(1);
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -88,15 +135,41 @@ impl Swarm {
         if peer.am_choking {
             return 1;
         }
-        let covered =
-            peer.upload.rate(now) as f64 * WINDOW_TIME.as_secs_f64() / piece_length as f64;
-        (covered.ceil() as u32).clamp(MIN_WINDOW, MAX_WINDOW)
+        let Some(reveal) = peer.reveal.as_ref() else {
+            return 0;
+        };
+        let span = WINDOW_TIME + reveal.rtt().unwrap_or_default();
+        let grown = reveal.grown_window();
+        let covered = peer.upload.rate(now) as f64 * span.as_secs_f64() / piece_length as f64;
+        (covered.ceil().min(f64::from(MAX_WINDOW)) as u32)
+            .max(grown)
+            .clamp(MIN_WINDOW, MAX_WINDOW)
+    }
+
+    /// Where initial seeding cannot pay off for `key`: the crowd stayed
+    /// small, or the peer does not announce what it got from us.
+    fn plain_seeding_suits(&mut self, now: Instant, key: PeerKey) -> bool {
+        let grace = self.settings.initial_seeding_have_grace;
+        let Some(reveal) = self.peers.get_mut(&key).and_then(|p| p.reveal.as_mut()) else {
+            return false;
+        };
+        if reveal.slow_to_announce(now, grace) {
+            return true;
+        }
+        if now.saturating_duration_since(reveal.connected_at) < CROWD_WAIT {
+            return false;
+        }
+        let interested = self.peers.values().filter(|p| p.peer_interested).count();
+        interested < self.settings.initial_seeding_min_crowd
     }
 
     /// Shows `key` pieces until it has a window's worth to fetch from us.
     pub(super) fn top_up(&mut self, now: Instant, key: PeerKey) {
         if !self.initial_seeding_active() {
             return;
+        }
+        if self.plain_seeding_suits(now, key) {
+            return self.show_everything(key);
         }
         let window = self.reveal_window(now, key);
         let piece_count = self.picker.have().len().max(1);
@@ -105,33 +178,32 @@ impl Swarm {
             let Some(peer) = self.peers.get(&key) else {
                 return;
             };
-            let Some(revealed) = &peer.revealed else {
+            let Some(reveal) = &peer.reveal else {
                 return;
             };
-            if peer.revealed_outstanding >= window {
+            if reveal.unsent() >= window {
                 return;
             }
             let choked = peer.am_choking;
-            let Some(piece) = self.piece_to_reveal(revealed, &peer.pieces, start, choked) else {
+            let Some(piece) = self.piece_to_reveal(&reveal.shown, &peer.pieces, start, choked)
+            else {
                 return;
             };
             if let Some(counts) = self.reveal_counts.as_mut() {
-                counts[piece as usize] += 1;
+                counts.shown[piece as usize] += 1;
             }
-            let Some(peer) = self.peers.get_mut(&key) else {
+            let Some(reveal) = self.peers.get_mut(&key).and_then(|p| p.reveal.as_mut()) else {
                 return;
             };
-            if let Some(revealed) = peer.revealed.as_mut() {
-                revealed.set(piece);
-            }
-            peer.revealed_outstanding += 1;
+            reveal.show(now, piece);
             self.actions
                 .push_back(Action::Send(key, Outgoing::Have(piece)));
         }
     }
 
-    /// For a peer we upload to: the piece the fewest peers have and the
-    /// fewest were shown. For a choked peer, which only needs a reason to
+    /// For a peer we upload to: the piece the fewest peers have (counting
+    /// one for a piece we sent in full, announced or not) and the fewest
+    /// were shown. For a choked peer, which only needs a reason to
     /// stay interested: the piece most peers have, so that if it fetches it,
     /// it fetches it from them. Either way one it lacks and was not shown;
     /// ties at random.
@@ -143,7 +215,7 @@ impl Swarm {
         choked: bool,
     ) -> Option<u32> {
         let counts = self.reveal_counts.as_ref()?;
-        let count = counts.len() as u32;
+        let count = counts.shown.len() as u32;
         let candidates = (0..count)
             .map(|step| (start + step) % count)
             .filter(|&p| !revealed.get(p) && !pieces.get(p));
@@ -151,11 +223,33 @@ impl Swarm {
             candidates.max_by_key(|&p| {
                 (
                     self.picker.availability(p),
-                    std::cmp::Reverse(counts[p as usize]),
+                    std::cmp::Reverse(counts.shown[p as usize]),
                 )
             })
         } else {
-            candidates.min_by_key(|&p| (self.picker.availability(p), counts[p as usize]))
+            candidates.min_by_key(|&p| {
+                let out = u32::from(counts.sent.get(p));
+                (
+                    self.picker.availability(p).max(out),
+                    counts.shown[p as usize],
+                )
+            })
+        }
+    }
+
+    /// `key` may see every piece from now on: plain seeding for it.
+    fn show_everything(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(reveal) = peer.reveal.take() else {
+            return;
+        };
+        for piece in 0..reveal.shown.len() {
+            if !reveal.shown.get(piece) && !peer.pieces.get(piece) {
+                self.actions
+                    .push_back(Action::Send(key, Outgoing::Have(piece)));
+            }
         }
     }
 
@@ -164,17 +258,10 @@ impl Swarm {
         if !self.initial_seeding_active() || self.picker.any_piece_unheld() {
             return;
         }
-        self.reveal_counts = None;
-        for (key, peer) in &mut self.peers {
-            let Some(revealed) = peer.revealed.take() else {
-                continue;
-            };
-            for piece in 0..revealed.len() {
-                if !revealed.get(piece) && !peer.pieces.get(piece) {
-                    self.actions
-                        .push_back(Action::Send(*key, Outgoing::Have(piece)));
-                }
-            }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.show_everything(key);
         }
+        self.reveal_counts = None;
     }
 }

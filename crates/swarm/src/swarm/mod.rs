@@ -36,6 +36,7 @@ use crate::bitfield::Bitfield;
 use crate::book::AddressBook;
 use crate::peer::{Peer, PeerCaps};
 use crate::picker::PiecePicker;
+use crate::reveal::SwarmReveals;
 use crate::settings::SwarmSettings;
 use crate::smart_ban::SmartBan;
 use crate::PeerKey;
@@ -91,8 +92,8 @@ pub struct Swarm {
     origin: Option<origin_state::Origin>,
     /// When a peer last sent us a block we asked for.
     last_peer_block: Option<Instant>,
-    /// While initial seeding: to how many peers each piece was shown.
-    reveal_counts: Option<Vec<u32>>,
+    /// While initial seeding: what was shown and sent, swarm-wide.
+    reveal_counts: Option<SwarmReveals>,
     downloaded: u64,
     received: u64,
     uploaded: u64,
@@ -117,7 +118,7 @@ impl Swarm {
         let mut rng = SmallRng::seed_from_u64(seed);
         let completed = have.is_full();
         let reveal_counts =
-            (completed && settings.initial_seeding).then(|| vec![0; have.len() as usize]);
+            (completed && settings.initial_seeding).then(|| SwarmReveals::new(have.len()));
         let picker = PiecePicker::new(layout, have, &mut rng);
         Swarm {
             next_tick: now,
@@ -240,7 +241,7 @@ impl Swarm {
         self.peers
             .insert(key, Peer::new(addr, caps, outgoing, have.len(), now));
         if hiding {
-            self.start_revealing(key);
+            self.start_revealing(now, key);
         }
         // A free upload slot need not wait for the next choker round.
         self.next_choke = self.next_choke.min(now + Duration::from_millis(100));
@@ -280,7 +281,7 @@ impl Swarm {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
-        self.reveals_after_disconnect(peer.revealed.take(), &peer.pieces);
+        self.reveals_after_disconnect(peer.reveal.take(), &peer.pieces);
         self.picker.remove_peer_pieces(&peer.pieces);
         for (block, _) in &peer.requests {
             self.picker.abort_request(key, *block);
@@ -383,7 +384,7 @@ impl Swarm {
                 self.set_peer_pieces(now, key, none)?;
             }
             Message::Request(block) => {
-                self.peer_requests(key, block)?;
+                self.peer_requests(now, key, block)?;
             }
             Message::Cancel(block) => {
                 peer.upload_queue.retain(|b| *b != block);

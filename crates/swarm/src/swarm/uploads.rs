@@ -20,6 +20,7 @@ pub(super) const UPLOADS_IN_FLIGHT: usize = 16;
 impl Swarm {
     pub(super) fn peer_requests(
         &mut self,
+        now: Instant,
         key: PeerKey,
         block: BlockRef,
     ) -> Result<(), ProtocolViolation> {
@@ -53,6 +54,7 @@ impl Swarm {
                 self.actions.push_back(Action::UploadReady(key));
             }
             peer.upload_queue.push_back(block);
+            self.reveals_after_request(now, key, block);
         }
         Ok(())
     }
@@ -68,6 +70,7 @@ impl Swarm {
         }
         let block = peer.upload_queue.pop_front()?;
         peer.uploads_in_flight += 1;
+        self.reveals_after_upload(key, block);
         Some(block)
     }
 
@@ -78,6 +81,7 @@ impl Swarm {
             peer.uploads_in_flight = peer.uploads_in_flight.saturating_sub(blocks);
             peer.upload.record(now, bytes);
         }
+        self.reveals_after_sent(now, key);
     }
 
     /// A block from `next_upload` will not be sent (the disk read for it

@@ -40,6 +40,9 @@ pub struct NodeSpec {
     /// The publisher's web server: serves pieces to anyone who asks (BEP
     /// 19), speaks no peer protocol, holds no swarm.
     pub origin: bool,
+    /// Holds its `have`s and sends them in a batch once this long passed
+    /// since the last batch, as Transmission does (zero: at once).
+    pub have_delay: Duration,
 }
 
 impl NodeSpec {
@@ -51,6 +54,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: false,
+            have_delay: Duration::ZERO,
         }
     }
 
@@ -62,6 +66,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: true,
+            have_delay: Duration::ZERO,
         }
     }
 
@@ -73,6 +78,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: false,
+            have_delay: Duration::ZERO,
         }
     }
 }
@@ -183,8 +189,13 @@ pub struct Node {
     pub failed_pieces: u32,
     /// Blocks uploaded per piece.
     pub piece_uploads: HashMap<u32, u32>,
+    /// Block bytes uploaded per receiving node.
+    pub uploaded_to: HashMap<usize, u64>,
     pub finished_at: Option<Duration>,
     timer_at: Option<Duration>,
+    /// `have`s held back by `have_delay`, and when the last batch went.
+    held_haves: Vec<Queued>,
+    haves_sent_at: Duration,
 }
 
 pub struct Simulation {
@@ -247,8 +258,11 @@ impl Simulation {
                 uploaded: 0,
                 failed_pieces: 0,
                 piece_uploads: HashMap::new(),
+                uploaded_to: HashMap::new(),
                 finished_at: None,
                 timer_at: None,
+                held_haves: Vec::new(),
+                haves_sent_at: Duration::ZERO,
             })
             .collect();
         let origin = nodes.iter().position(|n| n.spec.origin);
@@ -461,6 +475,7 @@ impl Simulation {
     /// Carries out a node's actions.
     fn drain(&mut self, node: usize) {
         let now = self.instant();
+        self.send_held_haves(node);
         loop {
             let Some(swarm) = self.nodes[node].swarm.as_mut() else {
                 return;
@@ -475,11 +490,17 @@ impl Simulation {
                     }
                 }
                 Action::Send(key, message) => {
-                    self.nodes[node].control.push_back(Queued {
+                    let queued = Queued {
                         key,
-                        message: SimMessage::Control(message),
+                        message: SimMessage::Control(message.clone()),
                         bytes: HEADER_BYTES,
-                    });
+                    };
+                    let n = &mut self.nodes[node];
+                    if matches!(message, Outgoing::Have(_)) && !n.spec.have_delay.is_zero() {
+                        n.held_haves.push(queued);
+                        continue;
+                    }
+                    n.control.push_back(queued);
                     self.pump_uplink(node);
                 }
                 Action::Disconnect(key, _) => self.close(node, key),
@@ -544,6 +565,16 @@ impl Simulation {
             self.nodes[node].timer_at = Some(next);
             self.schedule(next, Event::Timer { node });
         }
+    }
+
+    fn send_held_haves(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        if n.held_haves.is_empty() || self.now < n.haves_sent_at + n.spec.have_delay {
+            return;
+        }
+        n.haves_sent_at = self.now;
+        n.control.extend(n.held_haves.drain(..));
+        self.pump_uplink(node);
     }
 
     fn close(&mut self, node: usize, key: PeerKey) {
@@ -612,6 +643,7 @@ impl Simulation {
         if let SimMessage::Block { block, .. } = &queued.message {
             n.uploaded += u64::from(block.length);
             *n.piece_uploads.entry(block.piece).or_default() += 1;
+            *n.uploaded_to.entry(to).or_default() += u64::from(block.length);
             let now = self.t0 + sent_at;
             n.swarm.as_mut().unwrap().handle_block_sent(
                 now,
