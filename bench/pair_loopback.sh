@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: one seed and one leecher over loopback, a 1 GiB hybrid release,
-# plain TCP: shoal -> shoal next to libtorrent -> libtorrent (Debian's
+# Benchmark: one seed and one leecher over loopback, a 1 GiB signed hybrid
+# release, plain TCP: shoal -> shoal next to libtorrent -> libtorrent (Debian's
 # python3-libtorrent, through tests/interop/lt_driver.py), interleaved
 # rounds in one run. Reports per implementation the median transfer time
 # and throughput, leecher and seed CPU seconds, and the leecher's peak RSS.
@@ -27,7 +27,10 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT INT TERM
 mkdir -p "$work/data"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/data/release.bin"
-"$shoal" keygen --out "$work/key" > /dev/null 2>&1
+# A signed hybrid, as shoal publishes releases; seed and leecher trust
+# its publisher, as a customer's agent does (shoal then checks pieces
+# against the v2 merkle tree alone).
+publisher=$("$shoal" keygen --out "$work/key" 2> /dev/null)
 "$shoal" publish "$work/data/release.bin" --key "$work/key" --out "$work/release.torrent" > /dev/null
 cat "$work/data/release.bin" > /dev/null # page cache: measure the engines, not the disk
 
@@ -46,11 +49,12 @@ shoal_pair() { # shoal_pair LABEL BINARY
   local label=$1 bin=$2 port out
   port=$(free_port); out="$work/out-shoal"; rm -rf "$out"
   /usr/bin/time -f "%U %S %M" -o "$work/seed.time" "$bin" seed "$work/release.torrent" \
-    --data "$work/data" --listen "127.0.0.1:$port" --json > "$work/seed.log" 2>&1 &
+    --data "$work/data" --listen "127.0.0.1:$port" --trust "$publisher" --json > "$work/seed.log" 2>&1 &
   local seed=$!; pids+=("$seed")
   wait_line "$work/seed.log" '"event":"started"'
   /usr/bin/time -f "%U %S %M" -o "$work/get.time" "$bin" get "$work/release.torrent" \
-    --out "$out" --peer "127.0.0.1:$port" --listen 127.0.0.1:0 --json > "$work/get.log" 2> "$work/get.err"
+    --out "$out" --peer "127.0.0.1:$port" --listen 127.0.0.1:0 --trust "$publisher" --json \
+    > "$work/get.log" 2> "$work/get.err"
   stop_seed "$seed"
   cmp -s "$out/release.bin" "$work/data/release.bin" || { echo "$label: data differs" >&2; exit 1; }
   local seconds; seconds=$(grep '"event":"complete"' "$work/get.log" | sed 's/.*"seconds":\([0-9.]*\).*/\1/')

@@ -140,7 +140,7 @@ impl Releases {
         blocking(move || std::fs::create_dir_all(&create).map_err(|e| io_error(&create, e)))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let options = options(release);
+        let options = options(release, &self.trusted);
         let handle = retry_while_stopping(|| {
             self.engine
                 .download_with(release.torrent.clone(), &out_dir, seeding, options)
@@ -152,7 +152,7 @@ impl Releases {
 
     async fn start_seed(&self, release: &Release) -> Result<Running, EngineError> {
         let out_dir = release.live().record.out_dir.clone();
-        let options = options(release);
+        let options = options(release, &self.trusted);
         let handle = retry_while_stopping(|| {
             self.engine
                 .seed_with(release.torrent.clone(), &out_dir, |_| {}, options)
@@ -184,9 +184,21 @@ impl Releases {
 }
 
 /// How the engine runs `release`: a hand-off from a public origin may
-/// reach its trackers and web seeds at public addresses only.
-fn options(release: &Release) -> engine::TorrentOptions {
+/// reach its trackers and web seeds at public addresses only; a release
+/// whose signature one of `trusted` made has its publisher vouched for
+/// (checked here again, at every start: the trusted keys may have changed
+/// since the release was added).
+fn options(release: &Release, trusted: &[[u8; 32]]) -> engine::TorrentOptions {
+    let signature = &release.torrent.signature;
     engine::TorrentOptions {
+        publisher: match signature.publisher() {
+            Some(publisher) if signature.is_trusted_by(trusted) => {
+                engine::PublisherTrust::Trusted {
+                    publisher: *publisher,
+                }
+            }
+            _ => engine::PublisherTrust::Unestablished,
+        },
         remote: if release.live().record.public_remotes_only {
             engine::AddressPolicy::PublicOnly
         } else {

@@ -53,7 +53,14 @@ async fn download(args: Args) -> Result<ExitCode> {
         reporter.warning(&note);
     }
     let torrent = Arc::new(torrent);
-    let handle = match engine.download(torrent.clone(), &args.out, args.seed).await {
+    let options = engine::TorrentOptions {
+        publisher: crate::source::publisher_trust(&torrent, &args.net.trust),
+        ..engine::TorrentOptions::default()
+    };
+    let handle = match engine
+        .download_with(torrent.clone(), &args.out, args.seed, options)
+        .await
+    {
         Err(EngineError::Storage(engine::storage::StorageError::AlreadyExists { path })) => {
             anyhow::bail!(
                 "{} already exists; to share it, run `shoal seed {} --data {}`",

@@ -40,8 +40,12 @@ async fn seed(args: Args) -> Result<ExitCode> {
         reporter.warning(&note);
     }
     let torrent = Arc::new(torrent);
+    let options = engine::TorrentOptions {
+        publisher: crate::source::publisher_trust(&torrent, &args.net.trust),
+        ..engine::TorrentOptions::default()
+    };
     let handle = engine
-        .seed(torrent.clone(), &args.data, reporter.checker())
+        .seed_with(torrent.clone(), &args.data, reporter.checker(), options)
         .await?;
     reporter.started("seeding", engine.listen_addr(), &torrent);
     transfer::follow(handle, reporter, true).await

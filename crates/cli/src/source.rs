@@ -60,3 +60,17 @@ pub fn check_publisher(
         SignatureStatus::Valid { .. } => Ok(None),
     }
 }
+
+/// What the engine is told of the publisher: trusted only when `trust`
+/// names the key that validly signed `torrent`. A signature checked
+/// against no `--trust` key proves only that someone signed it.
+pub fn publisher_trust(torrent: &Torrent, trust: &[[u8; 32]]) -> engine::PublisherTrust {
+    match torrent.signature.publisher() {
+        Some(publisher) if torrent.signature.is_trusted_by(trust) => {
+            engine::PublisherTrust::Trusted {
+                publisher: *publisher,
+            }
+        }
+        _ => engine::PublisherTrust::Unestablished,
+    }
+}

@@ -340,19 +340,16 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
             buf.drain(..start);
             start = 0;
         }
-        let filled = buf.len();
-        buf.resize(filled + READ_CHUNK, 0);
-        let read = tokio::time::timeout(ctx.idle_timeout, socket.read(&mut buf[filled..])).await;
+        // Read into the spare capacity: no zeroing of bytes the socket
+        // overwrites anyway.
+        buf.reserve(READ_CHUNK);
+        let read = tokio::time::timeout(ctx.idle_timeout, socket.read_buf(&mut buf)).await;
         let n = match read {
-            Err(_) => {
-                buf.truncate(filled);
-                return CloseReason::Idle(ctx.idle_timeout);
-            }
+            Err(_) => return CloseReason::Idle(ctx.idle_timeout),
             Ok(Err(e)) => return CloseReason::Io(e),
             Ok(Ok(0)) => return CloseReason::ClosedByPeer,
             Ok(Ok(n)) => n,
         };
-        buf.truncate(filled + n);
         ctx.download_limit.acquire(n as u64).await;
     }
 }

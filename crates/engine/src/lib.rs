@@ -17,6 +17,7 @@ mod reader;
 mod session;
 mod settings;
 pub mod storage;
+pub mod torrent_options;
 pub mod torrent_source;
 pub mod tracker_client;
 pub mod web_seed;
@@ -42,6 +43,7 @@ pub use events::{Progress, TorrentEvent};
 pub use rate_limit::RateLimiter;
 pub use reader::{PieceReader, ReadError};
 pub use settings::{EngineSettings, DEFAULT_LISTEN_PORT};
+pub use torrent_options::{PublisherTrust, TorrentOptions};
 
 use http_client::HttpClients;
 use session::{Internal, Session, SessionSetup};
@@ -116,13 +118,6 @@ struct Shared {
     routes: Mutex<HashMap<[u8; 20], Route>>,
     /// Every torrent's trackers and web seeds share these.
     http: HttpClients,
-}
-
-/// How one torrent runs, beyond the engine's settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TorrentOptions {
-    /// Which addresses its trackers and web seeds may be reached at.
-    pub remote: AddressPolicy,
 }
 
 /// How a torrent starts: a download (kept seeding after or not) or a seed.
@@ -253,9 +248,12 @@ impl Engine {
         let out_dir = out_dir.to_path_buf();
         let opened = {
             let torrent = torrent.clone();
-            tokio::task::spawn_blocking(move || PieceStore::open_download(torrent, &out_dir))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??
+            let hashes = options.publisher.piece_hashes(&torrent);
+            tokio::task::spawn_blocking(move || {
+                PieceStore::open_download_with(torrent, &out_dir, hashes)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         let (store, loaded) = opened;
         // The resume file keeps its pieces in the wire's bitfield layout
@@ -298,8 +296,9 @@ impl Engine {
         let data_dir = data_dir.to_path_buf();
         let (store, valid) = {
             let torrent = torrent.clone();
+            let hashes = options.publisher.piece_hashes(&torrent);
             tokio::task::spawn_blocking(move || {
-                PieceStore::open_seed(torrent, &data_dir, &progress)
+                PieceStore::open_seed_with(torrent, &data_dir, hashes, &progress)
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??

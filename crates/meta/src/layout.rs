@@ -185,10 +185,32 @@ impl Layout {
     }
 }
 
-/// Checks a whole piece's bytes (pad bytes included, as zeros) against its
-/// hashes. Returns the v2 block hashes too, which tell, when a piece fails,
-/// which of its blocks differ from a later good copy.
+/// Which of a piece's hashes are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PieceHashes {
+    /// Every hash the torrent carries: SHA-1 and the v2 merkle node for a
+    /// hybrid. Right for any torrent whose publisher nobody vouched for:
+    /// a v1 peer or tool trusts the SHA-1 list, so it must be honest too.
+    #[default]
+    All,
+    /// The v2 merkle node only, wherever the piece has one (a piece of
+    /// padding alone keeps its SHA-1). Only for a torrent whose v2
+    /// info-hash a trusted publisher signed: the merkle tree is then the
+    /// publisher's word, and the v1 list, made from the same bytes in the
+    /// same pass, is the publisher's to get right.
+    V2Only,
+}
+
+/// Checks a whole piece's bytes (pad bytes included, as zeros) against all
+/// its hashes; see [`check_piece_with`].
 pub fn check_piece(info: &PieceInfo, data: &[u8]) -> PieceVerdict {
+    check_piece_with(info, data, PieceHashes::All)
+}
+
+/// Checks a whole piece's bytes (pad bytes included, as zeros) against the
+/// hashes `hashes` names. Returns the v2 block hashes too, which tell, when
+/// a piece fails, which of its blocks differ from a later good copy.
+pub fn check_piece_with(info: &PieceInfo, data: &[u8], hashes: PieceHashes) -> PieceVerdict {
     use sha1::{Digest as _, Sha1};
     let data_length = info
         .v2_node
@@ -200,9 +222,11 @@ pub fn check_piece(info: &PieceInfo, data: &[u8]) -> PieceVerdict {
             && crate::merkle::root_of_layer(&block_hashes, node.leaves as usize, [0; 32])
                 == node.hash
     });
-    let v1_ok = info
-        .v1_hash
-        .is_none_or(|hash| <[u8; 20]>::from(Sha1::digest(data)) == hash);
+    let v2_alone = hashes == PieceHashes::V2Only && info.v2_node.is_some();
+    let v1_ok = v2_alone
+        || info
+            .v1_hash
+            .is_none_or(|hash| <[u8; 20]>::from(Sha1::digest(data)) == hash);
     PieceVerdict {
         ok: v1_ok && v2_ok && data.len() == info.length as usize,
         block_hashes,

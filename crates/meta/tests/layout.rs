@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use meta::create::{self, CreateSettings};
-use meta::layout::{check_piece, Layout};
+use meta::layout::{check_piece, check_piece_with, Layout, PieceHashes};
 use meta::Torrent;
 
 fn write(path: &Path, len: usize, seed: u8) {
@@ -60,10 +60,21 @@ fn check_every_piece(torrent: &Torrent, base: &Path) {
             "piece {index} of {}",
             torrent.name
         );
+        // What `shoal publish` guarantees a signed hybrid: its v1 list
+        // agrees with its merkle tree, each alone passes the same bytes.
+        assert!(check_piece_with(&info, &piece, PieceHashes::V2Only).ok);
+        if let Some(v1) = info.v1_hash {
+            use sha1::Digest as _;
+            assert_eq!(<[u8; 20]>::from(sha1::Sha1::digest(&piece)), v1);
+        }
         piece[0] ^= 1;
         assert!(
             !check_piece(&info, &piece).ok,
             "piece {index} with a flipped byte"
+        );
+        assert!(
+            !check_piece_with(&info, &piece, PieceHashes::V2Only).ok,
+            "piece {index} with a flipped byte, merkle tree alone"
         );
     }
     assert_eq!(

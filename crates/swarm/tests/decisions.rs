@@ -147,6 +147,28 @@ fn serve(swarm: &mut Swarm, key: PeerKey, now: Instant, pieces: usize) -> Vec<u3
     verify
 }
 
+/// Small pieces: 8 MiB waiting is enough to keep hashing busy, and what
+/// bounds the agent's memory when hashing lags.
+#[test]
+fn blocks_wait_while_8_mib_of_1_mib_pieces_wait_for_their_hash_check() {
+    let now = Instant::now();
+    let piece_length = 64 * u64::from(BLOCK); // 1 MiB
+    let mut leech = swarm(id(b'a'), Bitfield::new(12), 12, piece_length, now);
+    let key = leech
+        .handle_peer_connected(now, addr(6881), true, caps(id(b'b')))
+        .unwrap();
+    leech.handle_message(now, key, &Message::HaveAll).unwrap();
+    leech.handle_message(now, key, &Message::Unchoke).unwrap();
+    let waiting = serve(&mut leech, key, now, 12);
+    assert!(waiting.len() >= 8, "{} pieces complete", waiting.len());
+    for (checked, piece) in waiting.iter().enumerate() {
+        let left = waiting.len() - checked;
+        assert_eq!(leech.takes_blocks(), left < 8, "{left} MiB waiting");
+        leech.handle_piece_checked(now, *piece, true, &[]);
+    }
+    assert!(leech.takes_blocks());
+}
+
 #[test]
 fn blocks_wait_while_32_mib_of_pieces_wait_for_their_hash_check() {
     let now = Instant::now();

@@ -71,6 +71,8 @@ pub(crate) enum Internal {
     Checked {
         piece: u32,
         result: Result<PieceVerdict, DiskError>,
+        /// The piece's buffer, for reuse.
+        buffer: Option<Vec<u8>>,
     },
     OriginFetched {
         offset: u32,
@@ -98,11 +100,18 @@ struct Conn {
     writer: mpsc::UnboundedSender<WriterCmd>,
 }
 
-/// Pieces being downloaded, by index, each as long as its piece
-/// (`pieces`).
+/// Pieces being downloaded, by index, each as long as its piece, and
+/// complete ones waiting for or under their hash check (`pieces`).
 #[derive(Debug, Default)]
 struct Assembly {
     buffers: HashMap<u32, Vec<u8>>,
+    /// Complete pieces, in order, waiting for a free check.
+    waiting: VecDeque<(u32, Vec<u8>)>,
+    /// Checks running now, and how many may run at once.
+    checking: usize,
+    max_checks: usize,
+    /// Buffers of checked pieces, for the next pieces.
+    spare: Vec<Vec<u8>>,
 }
 
 /// Whole pieces read for uploads (`uploads`).
@@ -259,7 +268,7 @@ impl Session {
             conn_tx,
             internal_tx,
             conn_context,
-            assembly: Assembly::default(),
+            assembly: Assembly::new(),
             uploads: UploadCache::default(),
             keep_seeding: setup.keep_seeding,
             origin: setup.origin,
@@ -346,7 +355,11 @@ impl Session {
                 self.register(stream, addr, false, &handshake);
                 Ok(())
             }
-            Internal::Checked { piece, result } => self.checked(piece, result),
+            Internal::Checked {
+                piece,
+                result,
+                buffer,
+            } => self.checked(piece, result, buffer),
             Internal::PieceRead { piece, result } => {
                 self.piece_read(piece, result);
                 Ok(())

@@ -24,7 +24,7 @@ mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use meta::layout::{check_piece, FileSpan, Layout, PieceVerdict};
+use meta::layout::{check_piece_with, FileSpan, Layout, PieceHashes, PieceVerdict};
 use meta::Torrent;
 
 pub use error::StorageError;
@@ -47,6 +47,8 @@ pub struct PieceStore {
     staging: Option<Staging>,
     files: OpenFiles,
     seed: SeedGuard,
+    /// Which hashes every piece check uses (the torrent's publisher decides).
+    hashes: PieceHashes,
     /// Set once `finish` has moved the data into place; held by resume
     /// saves too, so none lands in a staging folder being removed.
     finished: Mutex<bool>,
@@ -60,9 +62,18 @@ impl PieceStore {
         torrent: Arc<Torrent>,
         out_dir: &Path,
     ) -> Result<(PieceStore, LoadedResume), StorageError> {
+        PieceStore::open_download_with(torrent, out_dir, PieceHashes::All)
+    }
+
+    /// [`PieceStore::open_download`], checking pieces against `hashes`.
+    pub fn open_download_with(
+        torrent: Arc<Torrent>,
+        out_dir: &Path,
+        hashes: PieceHashes,
+    ) -> Result<(PieceStore, LoadedResume), StorageError> {
         let staging = Staging::new(&torrent, out_dir);
         let loaded = staging.prepare(&torrent)?;
-        let store = PieceStore::new(torrent, Some(staging.clone()), staging.data, true);
+        let store = PieceStore::new(torrent, Some(staging.clone()), staging.data, true, hashes);
         Ok((store, loaded))
     }
 
@@ -75,7 +86,17 @@ impl PieceStore {
         data_dir: &Path,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(PieceStore, Vec<bool>), StorageError> {
-        let store = PieceStore::new(torrent, None, data_dir.to_path_buf(), false);
+        PieceStore::open_seed_with(torrent, data_dir, PieceHashes::All, progress)
+    }
+
+    /// [`PieceStore::open_seed`], checking pieces against `hashes`.
+    pub fn open_seed_with(
+        torrent: Arc<Torrent>,
+        data_dir: &Path,
+        hashes: PieceHashes,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(PieceStore, Vec<bool>), StorageError> {
+        let store = PieceStore::new(torrent, None, data_dir.to_path_buf(), false, hashes);
         let root = data_dir.join(&store.torrent.name);
         if let Err(e) = std::fs::symlink_metadata(&root) {
             return Err(StorageError::io_missing(&root, "open", e));
@@ -91,6 +112,7 @@ impl PieceStore {
         staging: Option<Staging>,
         base: PathBuf,
         writable: bool,
+        hashes: PieceHashes,
     ) -> PieceStore {
         let layout = Layout::new(&torrent);
         let seed = SeedGuard::new(&torrent, layout.piece_count());
@@ -100,6 +122,7 @@ impl PieceStore {
             seed,
             layout,
             torrent,
+            hashes,
             finished: Mutex::new(false),
         }
     }
@@ -189,6 +212,12 @@ impl PieceStore {
             });
         }
         Ok(self.verify_piece(piece)?.1)
+    }
+
+    /// Checks a piece assembled in memory (padding as zeros) against the
+    /// hashes this store checks.
+    pub fn check_data(&self, piece: u32, data: &[u8]) -> PieceVerdict {
+        check_piece_with(&self.layout.piece(&self.torrent, piece), data, self.hashes)
     }
 
     /// Whether a seeded piece is known not to match (on open or since).
@@ -319,7 +348,7 @@ impl PieceStore {
         };
         let epoch = self.seed.epoch();
         let data = self.read_spans(&spans, 0, length)?;
-        let verdict = check_piece(&self.layout.piece(&self.torrent, piece), &data);
+        let verdict = self.check_data(piece, &data);
         if guarding {
             self.seed.record_verdict(piece, verdict.ok, epoch);
         }

@@ -13,18 +13,21 @@ use crate::picker::BLOCK;
 use crate::smart_ban::Sender;
 use crate::PeerKey;
 
-/// Bytes of complete pieces waiting for their hash check, at most. Past
-/// this the driver stops taking blocks from its connections (see
-/// [`Swarm::takes_blocks`]), so a fast peer cannot make it hold more than
-/// this in memory when hashing lags.
-pub(super) const VERIFY_BACKLOG_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes of complete pieces waiting for their hash check, at most (or two
+/// pieces, if more). Past this the driver stops taking blocks from its
+/// connections (see [`Swarm::takes_blocks`]), so a fast peer cannot make
+/// it hold more than this in memory when hashing lags. A few pieces keep
+/// the hashing threads busy; more only raise the agent's peak memory.
+pub(super) const VERIFY_BACKLOG_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Swarm {
     /// Whether the driver should read more blocks from its connections now:
     /// false while the pieces waiting for their hash check reach
-    /// [`VERIFY_BACKLOG_BYTES`]. Backpressure then reaches the peers.
+    /// [`VERIFY_BACKLOG_BYTES`] (or two pieces). Backpressure then reaches
+    /// the peers.
     pub fn takes_blocks(&self) -> bool {
-        self.verifying_bytes < VERIFY_BACKLOG_BYTES
+        let two_pieces = 2 * self.picker.layout().piece_length();
+        self.verifying_bytes < VERIFY_BACKLOG_BYTES.max(two_pieces)
     }
 
     /// Every block of `piece` is in: ask the driver to check it.
