@@ -33,6 +33,29 @@ pub struct NodeSpec {
     /// The publisher's web server: serves pieces to anyone who asks (BEP
     /// 19), speaks no peer protocol, holds no swarm.
     pub origin: bool,
+    /// A while in which both its links run at a fraction of their rate (an
+    /// old PC, a congested uplink, a CPU starved by other work).
+    pub slowdown: Option<Slowdown>,
+}
+
+/// Links at `fraction` of their rate from `from_s` to `until_s` (virtual
+/// seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Slowdown {
+    pub from_s: f64,
+    pub until_s: f64,
+    pub fraction: f64,
+}
+
+impl NodeSpec {
+    /// Its rate at `now`: `bps`, or a fraction of it during a slowdown.
+    fn rate_at(&self, bps: u64, now: Duration) -> f64 {
+        let t = now.as_secs_f64();
+        match self.slowdown {
+            Some(s) if t >= s.from_s && t < s.until_s => bps as f64 * s.fraction,
+            _ => bps as f64,
+        }
+    }
 }
 
 impl NodeSpec {
@@ -44,6 +67,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: false,
+            slowdown: None,
         }
     }
 
@@ -55,6 +79,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: true,
+            slowdown: None,
         }
     }
 
@@ -66,6 +91,7 @@ impl NodeSpec {
             lie_every: None,
             join_at: 0.0,
             origin: false,
+            slowdown: None,
         }
     }
 }
@@ -149,6 +175,9 @@ pub struct Simulation {
     pub settings: SwarmSettings,
     /// Seeds every node's swarm (each its own way).
     seed: u64,
+    /// The publisher's ceiling on the swarm's origin bytes, given to every
+    /// node that joins (as its signed manifest would).
+    pub origin_ceiling: Option<u64>,
 }
 
 fn block_hash(piece: u32, offset: u32, honest: bool) -> [u8; 32] {
@@ -200,6 +229,7 @@ impl Simulation {
             seed_upload_at_first_finish: None,
             settings,
             seed,
+            origin_ceiling: None,
         };
         for i in 0..sim.nodes.len() {
             let at = Duration::from_secs_f64(sim.nodes[i].spec.join_at);
@@ -285,6 +315,7 @@ impl Simulation {
         );
         if self.origin_node().is_some() {
             swarm.set_origin(now, &self.peer_id(node));
+            swarm.set_origin_ceiling(self.origin_ceiling);
         }
         // The tracker: every node that joined so far.
         let others: Vec<SocketAddr> = self
@@ -493,7 +524,9 @@ impl Simulation {
         };
         let n = &mut self.nodes[node];
         n.uplink_busy = true;
-        let send_time = Duration::from_secs_f64(queued.bytes as f64 / n.spec.upload_bps as f64);
+        let send_time = Duration::from_secs_f64(
+            queued.bytes as f64 / n.spec.rate_at(n.spec.upload_bps, self.now),
+        );
         let sent_at = self.now + send_time;
         if let SimMessage::Block { block, .. } = &queued.message {
             n.uploaded += u64::from(block.length);
@@ -512,8 +545,9 @@ impl Simulation {
         // The receiver's downlink: one message at a time at its rate.
         let receiver = &mut self.nodes[to];
         let arrival = (sent_at + self.latency).max(receiver.downlink_free_at);
-        let receive_time =
-            Duration::from_secs_f64(queued.bytes as f64 / receiver.spec.download_bps as f64);
+        let receive_time = Duration::from_secs_f64(
+            queued.bytes as f64 / receiver.spec.rate_at(receiver.spec.download_bps, arrival),
+        );
         receiver.downlink_free_at = arrival + receive_time;
         self.schedule(sent_at, Event::UplinkFree { node });
         self.schedule(
