@@ -10,7 +10,6 @@
 //! `Drop`, by the signal thread (registered in `cleanup`), and, when a run
 //! was SIGKILLed, by the next run.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -81,22 +80,9 @@ impl CpuLimits {
         Ok(limits)
     }
 
-    /// `argv` made to enter peer `i`'s cgroup before it execs: a shell
-    /// writes its own pid into the group and execs the program in place,
-    /// so the program's pid is still the child's and every thread it ever
-    /// starts is limited from its first instruction.
-    pub fn wrap(&self, i: usize, argv: Vec<OsString>) -> Vec<OsString> {
-        let Some(group) = self.groups.get(i) else {
-            return argv;
-        };
-        let mut wrapped: Vec<OsString> = vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            "echo $$ > \"$0\" && exec \"$@\"".into(),
-            group.join("cgroup.procs").into(),
-        ];
-        wrapped.extend(argv);
-        wrapped
+    /// The `cgroup.procs` file of peer `i`'s cgroup.
+    pub fn procs_file(&self, i: usize) -> Option<PathBuf> {
+        self.groups.get(i).map(|g| g.join("cgroup.procs"))
     }
 }
 

@@ -130,11 +130,9 @@ pub fn run_one(
             trust: &fixture.trust,
             timeout_s: lifetime,
         });
-        let argv = match cpu_limits {
-            Some(limits) => limits.wrap(i, argv),
-            None => argv,
-        };
-        let proc = Proc::spawn(&host.ns, &argv, &logs, &format!("peer{i}"))?;
+        let cgroup = cpu_limits.and_then(|limits| limits.procs_file(i));
+        let label = format!("peer{i}");
+        let proc = Proc::spawn_limited(&host.ns, &argv, &logs, &label, cgroup.as_deref())?;
         peers.push(Peer {
             proc,
             out_dir,
