@@ -1,5 +1,6 @@
 //! Everything the harness must undo, in one registry: the network namespaces
-//! it created and the process groups it started. Normal exits undo them
+//! it created, the process groups it started and the CPU cgroups
+//! (`--peer-cpu`) it made. Normal exits undo them
 //! through `Drop` guards (`Network`, `Proc`); Ctrl-C and SIGTERM go through
 //! the signal thread below, which kills the registered groups and deletes the
 //! registered namespaces before exiting, because a signal skips `Drop`.
@@ -17,6 +18,8 @@ use signal_hook::iterator::Signals;
 struct Registry {
     namespaces: BTreeSet<String>,
     process_groups: BTreeSet<u32>,
+    /// In creation order: a parent before its children.
+    cgroups: Vec<PathBuf>,
     /// Scratch folder to delete on a signal (unless the user keeps it).
     scratch: Option<PathBuf>,
 }
@@ -42,6 +45,14 @@ pub fn remove_namespace(name: &str) {
 
 pub fn set_scratch(dir: PathBuf) {
     with_registry(|r| r.scratch = Some(dir));
+}
+
+pub fn add_cgroup(path: PathBuf) {
+    with_registry(|r| r.cgroups.push(path));
+}
+
+pub fn forget_cgroup(path: &std::path::Path) {
+    with_registry(|r| r.cgroups.retain(|p| p != path));
 }
 
 pub fn add_process_group(pgid: u32) {
@@ -72,14 +83,25 @@ pub fn delete_namespace(name: &str) {
 /// Kills every registered process group and deletes every registered
 /// namespace. Safe to call more than once.
 pub fn undo_everything() {
-    let (groups, namespaces) = with_registry(|r| {
+    let (groups, namespaces, cgroups) = with_registry(|r| {
         (
             std::mem::take(&mut r.process_groups),
             std::mem::take(&mut r.namespaces),
+            std::mem::take(&mut r.cgroups),
         )
     });
     for pgid in groups {
         signal_group(pgid, "KILL");
+    }
+    // A cgroup can go once the killed processes in it are gone: children
+    // first, a few tries while the kernel reaps them.
+    for cgroup in cgroups.iter().rev() {
+        for _ in 0..50 {
+            if std::fs::remove_dir(cgroup).is_ok() || !cgroup.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     for ns in namespaces {
         delete_namespace(&ns);

@@ -3,6 +3,7 @@
 //! See bench/README.md for how to run it and read its figures.
 
 mod adapters;
+mod cgroup;
 mod cleanup;
 mod fixture;
 mod linecheck;
@@ -88,6 +89,11 @@ struct Args {
     /// any BitTorrent: each peer sends the release size to the next one.
     #[arg(long)]
     line_check: bool,
+    /// Put each peer in a CPU cgroup limited to this fraction of one core
+    /// (e.g. 0.2): a crowd of slow machines. cgroup v2 `cpu.max`, or the
+    /// cgroup v1 cpu controller; removed at the end, also on Ctrl-C.
+    #[arg(long)]
+    peer_cpu: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -204,12 +210,14 @@ fn bench(args: Args) -> Result<ExitCode> {
 
     cleanup::install_signal_handler()?;
     netns::remove_stale_namespaces()?;
+    cgroup::remove_stale();
     let scenario = Scenario {
         peers: args.peers,
         size_bytes: args.size,
         peer_up_bps: args.peer_up,
         peer_down_bps: args.peer_down,
         origin_up_bps: args.origin_up,
+        peer_cpu_cores: args.peer_cpu,
         timeout_s: args.timeout,
     };
     let work = args.work_dir.clone().unwrap_or_else(|| {
@@ -298,6 +306,11 @@ fn measure(
         line_check = Some(check);
     }
 
+    let cpu_limits = match args.peer_cpu {
+        Some(cores) => Some(cgroup::CpuLimits::create(args.peers, cores)?),
+        None => None,
+    };
+
     let results_path = args.out.join("results.jsonl");
     let mut results = OpenOptions::new()
         .create(true)
@@ -308,7 +321,14 @@ fn measure(
     let mut failed = false;
     for &origin in origins {
         for imp in implementations {
-            match run::run_one(&net, scenario, &fixture, tools, imp.as_ref(), origin, work) {
+            let run = run::RunSetup {
+                net: &net,
+                scenario,
+                fixture: &fixture,
+                tools,
+                cpu_limits: cpu_limits.as_ref(),
+            };
+            match run::run_one(&run, imp.as_ref(), origin, work) {
                 Ok(record) => {
                     let line = serde_json::to_string(&record)?;
                     println!("{line}");
@@ -326,6 +346,7 @@ fn measure(
             }
         }
     }
+    drop(cpu_limits);
     drop(net);
 
     if !records.is_empty() {

@@ -41,9 +41,34 @@ impl Proc {
     /// Starts `argv` in namespace `ns`; stdout is read line by line (and
     /// copied to `logs/<label>.out`), stderr goes to `logs/<label>.err`.
     pub fn spawn(ns: &str, argv: &[OsString], logs: &Path, label: &str) -> Result<Proc> {
+        Proc::spawn_limited(ns, argv, logs, label, None)
+    }
+
+    /// As [`Proc::spawn`], and first into the CPU cgroup whose
+    /// `cgroup.procs` file is `cgroup_procs`: a shell writes its own pid
+    /// there, outside the namespace (`ip netns exec` mounts its own /sys,
+    /// without the cgroup tree), then execs `ip`, which execs the program:
+    /// one pid throughout, limited from its first instruction.
+    pub fn spawn_limited(
+        ns: &str,
+        argv: &[OsString],
+        logs: &Path,
+        label: &str,
+        cgroup_procs: Option<&Path>,
+    ) -> Result<Proc> {
         let stderr = File::create(logs.join(format!("{label}.err")))?;
         let mut copy = File::create(logs.join(format!("{label}.out")))?;
-        let mut child = Command::new("ip")
+        let mut command = match cgroup_procs {
+            Some(procs) => {
+                let mut c = Command::new("/bin/sh");
+                c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+                    .arg(procs)
+                    .arg("ip");
+                c
+            }
+            None => Command::new("ip"),
+        };
+        let mut child = command
             .args(["netns", "exec", ns])
             .args(argv)
             .stdin(Stdio::null())

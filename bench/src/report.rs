@@ -21,6 +21,8 @@ pub struct Scenario {
     pub peer_up_bps: u64,
     pub peer_down_bps: u64,
     pub origin_up_bps: u64,
+    /// Each peer's CPU cgroup limit in cores (`--peer-cpu`), if any.
+    pub peer_cpu_cores: Option<f64>,
     /// Per-run timeout; `None` = 4·T_min + 30 s.
     #[serde(skip)]
     pub timeout_s: Option<f64>,
@@ -204,13 +206,15 @@ pub fn markdown_table(records: &[RunRecord]) -> String {
     if let Some(r) = records.first() {
         let s = &r.scenario;
         out.push_str(&format!(
-            "{}: N = {}, F = {} (pieces of {}), peers up {}/s down {}/s, origin up {}/s, T_min = {:.1} s, {} cores, load average {:.1} at the start\n\n",
+            "{}: N = {}, F = {} (pieces of {}), peers up {}/s down {}/s{}, origin up {}/s, T_min = {:.1} s, {} cores, load average {:.1} at the start\n\n",
             r.date,
             s.peers,
             human_bytes(s.size_bytes as f64),
             human_bytes(r.piece_size as f64),
             human_bytes(s.peer_up_bps as f64),
             human_bytes(s.peer_down_bps as f64),
+            s.peer_cpu_cores
+                .map_or(String::new(), |c| format!(", each peer's CPU at {c} core")),
             human_bytes(s.origin_up_bps as f64),
             r.t_min_s,
             r.cores,
@@ -259,6 +263,7 @@ mod tests {
             peer_up_bps: 2 << 20,
             peer_down_bps: 8 << 20,
             origin_up_bps: 4 << 20,
+            peer_cpu_cores: None,
             timeout_s: None,
         }
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::adapters::{Completion, Implementation, LeechSpec, SeedSpec};
+use crate::cgroup::CpuLimits;
 use crate::fixture::{sha256_file, Fixture, OriginKind, RELEASE_NAME};
 use crate::netns::Network;
 use crate::procs::{self, Proc};
@@ -37,15 +38,30 @@ struct Peer {
     failed: Option<String>,
 }
 
+/// What every run of one invocation shares.
+#[derive(Debug)]
+pub struct RunSetup<'a> {
+    pub net: &'a Network,
+    pub scenario: &'a Scenario,
+    pub fixture: &'a Fixture,
+    pub tools: &'a Tools,
+    /// One CPU cgroup per peer (`--peer-cpu`).
+    pub cpu_limits: Option<&'a CpuLimits>,
+}
+
 pub fn run_one(
-    net: &Network,
-    scenario: &Scenario,
-    fixture: &Fixture,
-    tools: &Tools,
+    setup: &RunSetup<'_>,
     imp: &dyn Implementation,
     origin: OriginKind,
     work: &Path,
 ) -> Result<RunRecord> {
+    let RunSetup {
+        net,
+        scenario,
+        fixture,
+        tools,
+        cpu_limits,
+    } = *setup;
     let load_avg_1m = procs::load_avg_1m();
     let label = format!("{}-{}", imp.name(), origin.name());
     let dir = work.join(&label);
@@ -114,7 +130,9 @@ pub fn run_one(
             trust: &fixture.trust,
             timeout_s: lifetime,
         });
-        let proc = Proc::spawn(&host.ns, &argv, &logs, &format!("peer{i}"))?;
+        let cgroup = cpu_limits.and_then(|limits| limits.procs_file(i));
+        let label = format!("peer{i}");
+        let proc = Proc::spawn_limited(&host.ns, &argv, &logs, &label, cgroup.as_deref())?;
         peers.push(Peer {
             proc,
             out_dir,

@@ -92,6 +92,9 @@ pub fn report_json(torrent: &Torrent) -> serde_json::Value {
         },
         "version": manifest.map(|m| m.version.as_str()),
         "origins": manifest.map(|m| m.origins.clone()),
+        "max_origin_copies": manifest
+            .and_then(|m| m.max_origin_millicopies)
+            .map(|milli| f64::from(milli) / 1000.0),
     })
 }
 

@@ -40,6 +40,12 @@ pub struct Args {
     /// Default: chosen from the release size.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     piece_size: Option<u64>,
+    /// The most the origin should send to one swarm, in copies of the
+    /// release (a decimal, like 1.5), signed into the manifest. Peers keep
+    /// to it while other peers can supply them; a peer that cannot get
+    /// data any other way still finishes from the origin, after a wait.
+    #[arg(long, value_name = "COPIES", value_parser = meta::signature::parse_origin_copies)]
+    max_origin_copies: Option<u32>,
     /// Make a pure v2 torrent (no v1 part; v1-only clients cannot join).
     #[arg(long)]
     v2_only: bool,
@@ -125,6 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         version: args.version.clone(),
         created_unix: now,
         origins: origins.clone(),
+        max_origin_millicopies: args.max_origin_copies,
     };
     let bytes = create_signed(&source, &settings, &|n| bar.inc(n), &release, &key)?;
     bar.finish_and_clear();
@@ -167,6 +174,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  publisher     {}", meta::PublisherKey::from(&key));
         if !origins.is_empty() {
             println!("  origins       {}", origins.join(", "));
+        }
+        if let Some(milli) = args.max_origin_copies {
+            println!(
+                "  origin ceiling {} copies per swarm",
+                f64::from(milli) / 1000.0
+            );
         }
         println!("  torrent       {}", args.out.display());
         if let (Some(tracker), Some(registered)) = (&args.register, &registered) {

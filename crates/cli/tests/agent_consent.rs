@@ -332,6 +332,7 @@ fn a_page_on_a_public_origin_cannot_point_the_agent_at_local_addresses() {
             version: "1.0".to_owned(),
             created: 1,
             origins: vec![origin.clone()],
+            max_origin_millicopies: None,
         };
         let signed = made.encode(Some(&meta::SignatureBlock::sign(&manifest, &key)));
         std::fs::write(served.join(name), signed).unwrap();

@@ -560,3 +560,58 @@ fn error_lines_state_each_cause_once() {
         assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
     }
 }
+
+/// `--max-origin-copies` is signed into the manifest and read back by
+/// `inspect`; a torrent published without it reports none; a value that
+/// is not a number of copies is refused before any hashing, in one line.
+#[test]
+fn the_publishers_ceiling_on_origin_copies_is_signed_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "publisher.key");
+    let source = release(dir.path());
+    let capped = dir.path().join("capped.torrent");
+    run_json(
+        shoal()
+            .arg("publish")
+            .arg(&source)
+            .arg("--key")
+            .arg(&key.path)
+            .arg("--out")
+            .arg(&capped)
+            .args([
+                "--web-seed",
+                WEB_SEED,
+                "--max-origin-copies",
+                "1.5",
+                "--json",
+            ]),
+    );
+    let report = inspect_json(&capped);
+    assert_eq!(field(&report, "signature"), "valid");
+    assert_eq!(report["max_origin_copies"], serde_json::json!(1.5));
+    assert!(verify(&capped, &[&key.public]).status.success());
+
+    let plain = dir.path().join("plain.torrent");
+    publish(&source, &key, &plain);
+    assert!(inspect_json(&plain)["max_origin_copies"].is_null());
+
+    for bad in ["0", "-1", "1.2345", "1e3", "1001", "lots"] {
+        // clap's own message: the error line, then a hint to try --help.
+        let out = output(
+            shoal()
+                .arg("publish")
+                .arg(&source)
+                .arg("--key")
+                .arg(&key.path)
+                .arg("--out")
+                .arg(dir.path().join("bad.torrent"))
+                .arg(format!("--max-origin-copies={bad}")),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(!stderr.contains("panicked"), "{bad}: {stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.contains("--max-origin-copies"), "{bad}: {stderr}");
+    }
+    assert!(!dir.path().join("bad.torrent").exists());
+}

@@ -394,6 +394,11 @@ impl Engine {
             .map(Arc::new);
         if origin.is_some() && !seeding {
             swarm.set_origin(now, &self.shared.peer_id);
+            // The publisher's ceiling counts only from a valid signature.
+            let manifest = torrent.signature.manifest();
+            swarm.set_origin_ceiling(
+                manifest.and_then(|m| m.max_origin_bytes(torrent.total_size())),
+            );
         }
         let (events_tx, events_rx) = mpsc::channel(256);
         let (verified_tx, verified_rx) = watch::channel(swarm.have().clone());

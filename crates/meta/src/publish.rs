@@ -18,6 +18,8 @@ pub struct ReleaseInfo {
     /// Web origins (`https://host[:port]`) allowed to hand the release to
     /// an agent.
     pub origins: Vec<String>,
+    /// The publisher's ceiling on origin copies per swarm, in thousandths.
+    pub max_origin_millicopies: Option<u32>,
 }
 
 /// Hashes `source`, builds its torrent and returns the torrent file signed
@@ -41,6 +43,7 @@ impl NewTorrent {
             version: release.version.clone(),
             created: release.created_unix,
             origins: release.origins.clone(),
+            max_origin_millicopies: release.max_origin_millicopies,
         }
     }
 

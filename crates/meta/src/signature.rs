@@ -19,6 +19,10 @@ const SIGNING_CONTEXT: &[u8] = b"shoal manifest v1\0";
 /// Caps the manifest: it is a handful of short fields.
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
+/// Bounds on the publisher's ceiling on origin copies, in thousandths of
+/// a copy: from 0.001 to 1,000 copies of the release.
+pub const ORIGIN_CEILING_MILLICOPIES: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+
 /// What the publisher signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -29,11 +33,16 @@ pub struct Manifest {
     pub created: i64,
     /// Web origins (`https://host[:port]`) allowed to hand this release to an agent.
     pub origins: Vec<String>,
+    /// The most the origin should send to one swarm, in thousandths of a
+    /// copy of the release (1500 = 1.5 copies); peers still use the origin
+    /// beyond it when no peer can supply them. Optional: manifests signed
+    /// before it existed have none, and still verify.
+    pub max_origin_millicopies: Option<u32>,
 }
 
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
-        Bencode::dict([
+        let mut fields = vec![
             ("created", Bencode::int(self.created)),
             ("info hash v2", Bencode::bytes(self.info_hash_v2.to_vec())),
             ("name", Bencode::string(&self.name)),
@@ -42,8 +51,18 @@ impl Manifest {
                 Bencode::List(self.origins.iter().map(|o| Bencode::string(o)).collect()),
             ),
             ("version", Bencode::string(&self.version)),
-        ])
-        .encode()
+        ];
+        // Absent unless set, so a manifest without it encodes as before.
+        if let Some(ceiling) = self.max_origin_millicopies {
+            fields.push((CEILING_KEY, Bencode::int(i64::from(ceiling))));
+        }
+        Bencode::dict(fields).encode()
+    }
+
+    /// The ceiling in bytes for a release of `release_bytes`, if set.
+    pub fn max_origin_bytes(&self, release_bytes: u64) -> Option<u64> {
+        self.max_origin_millicopies
+            .map(|milli| release_bytes.saturating_mul(u64::from(milli)) / 1000)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Manifest, String> {
@@ -82,14 +101,60 @@ impl Manifest {
                     .ok_or("manifest origin is not text")
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let max_origin_millicopies = match value.get(CEILING_KEY) {
+            None => None,
+            Some(v) => Some(
+                v.as_int()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| ORIGIN_CEILING_MILLICOPIES.contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "manifest `{CEILING_KEY}` must be an integer from {} to {}",
+                            ORIGIN_CEILING_MILLICOPIES.start(),
+                            ORIGIN_CEILING_MILLICOPIES.end()
+                        )
+                    })?,
+            ),
+        };
         Ok(Manifest {
             info_hash_v2,
             name: text("name")?,
             version: text("version")?,
             created,
             origins,
+            max_origin_millicopies,
         })
     }
+}
+
+/// The manifest key of the ceiling on origin copies.
+const CEILING_KEY: &str = "max origin millicopies";
+
+/// Reads a number of copies as a publisher writes it (`1.5`, `2`,
+/// `0.125`: at most three decimals) into thousandths, within
+/// [`ORIGIN_CEILING_MILLICOPIES`].
+pub fn parse_origin_copies(text: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a number of copies from 0.001 to 1000 with at most three decimals, like 1.5"
+        )
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    let dotted = text.contains('.');
+    if !digits(whole) || fraction.len() > 3 || (dotted && !digits(fraction)) {
+        return Err(bad());
+    }
+    let whole: u32 = whole.parse().map_err(|_| bad())?;
+    let fraction: u32 = format!("{fraction:0<3}").parse().map_err(|_| bad())?;
+    let milli = whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(fraction))
+        .ok_or_else(bad)?;
+    if !ORIGIN_CEILING_MILLICOPIES.contains(&milli) {
+        return Err(bad());
+    }
+    Ok(milli)
 }
 
 /// The `shoal` dictionary as found in, or to be put into, a torrent.
@@ -248,6 +313,81 @@ mod tests {
             version: "1.2.3".into(),
             created: 1_700_000_000,
             origins: vec!["https://downloads.example.com".into()],
+            max_origin_millicopies: None,
+        }
+    }
+
+    /// A manifest as signed before the ceiling existed (no such key) still
+    /// verifies and reads as having none; one with a ceiling round-trips,
+    /// and one whose ceiling is out of bounds or not an integer is
+    /// refused, signed or not.
+    #[test]
+    fn the_origin_ceiling_is_optional_and_bounded() {
+        let old = b"d7:createdi1700000000e12:info hash v232:\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x074:name9:setup.exe7:originsl29:https://downloads.example.come7:version5:1.2.3e";
+        assert_eq!(manifest().encode(), old.to_vec(), "no ceiling, no new key");
+        let signed_before = SignatureBlock::sign(&manifest(), &key(1));
+        let status = signed_before.check(Some(&[7; 32]), "setup.exe");
+        assert_eq!(status.manifest().unwrap().max_origin_millicopies, None);
+
+        let capped = Manifest {
+            max_origin_millicopies: Some(1500),
+            ..manifest()
+        };
+        let block = SignatureBlock::sign(&capped, &key(1));
+        let status = block.check(Some(&[7; 32]), "setup.exe");
+        assert_eq!(status.manifest(), Some(&capped));
+        assert_eq!(capped.max_origin_bytes(1000), Some(1500));
+        assert_eq!(capped.max_origin_bytes(u64::MAX), Some(u64::MAX / 1000));
+
+        for bad in [
+            b"i0e".as_slice(),
+            b"i-5e",
+            b"i1000001e",
+            b"i99999999999999999999e",
+            b"3:abc",
+        ] {
+            let mut bytes = old[..old.len() - 1].to_vec();
+            // Keys stay sorted: "max origin…" goes before "name".
+            let at = bytes.windows(6).position(|w| w == b"4:name").unwrap();
+            let entry = [b"22:max origin millicopies".as_slice(), bad].concat();
+            bytes.splice(at..at, entry);
+            bytes.push(b'e');
+            let block = SignatureBlock {
+                publisher: key(1).verifying_key().to_bytes(),
+                sig: key(1).sign(&signing_input(&bytes)).to_bytes(),
+                signed: bytes,
+            };
+            assert_eq!(
+                block.check(Some(&[7; 32]), "setup.exe").as_str(),
+                "invalid",
+                "ceiling {:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn origin_copies_are_read_as_a_publisher_writes_them() {
+        assert_eq!(parse_origin_copies("1.5"), Ok(1500));
+        assert_eq!(parse_origin_copies("2"), Ok(2000));
+        assert_eq!(parse_origin_copies("0.125"), Ok(125));
+        assert_eq!(parse_origin_copies("1000"), Ok(1_000_000));
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".5",
+            "0",
+            "0.0001",
+            "1000.001",
+            "-1",
+            "1e3",
+            "1,5",
+            " 1",
+            "nan",
+            "99999999999",
+        ] {
+            assert!(parse_origin_copies(bad).is_err(), "{bad:?} accepted");
         }
     }
 

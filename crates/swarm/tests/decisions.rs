@@ -189,3 +189,138 @@ fn blocks_wait_while_32_mib_of_pieces_wait_for_their_hash_check() {
     leech.handle_piece_checked(now, first[0], true, &[]);
     assert!(leech.takes_blocks(), "a checked piece makes room");
 }
+
+/// A downloader of 8 pieces of 64 KiB with the origin, and one peer (a
+/// shoal agent whose share id is `their_share`) that has `pieces` and has
+/// unchoked us.
+fn with_origin(now: Instant, pieces: Message<'static>, their_share: u64) -> (Swarm, PeerKey) {
+    let mut leech = swarm(id(b'a'), Bitfield::new(8), 8, 65536, now);
+    leech.set_origin(now, &id(b'a'));
+    let mut their_caps = caps(id(b'b'));
+    their_caps.origin_share_id = Some(their_share);
+    let key = leech
+        .handle_peer_connected(now, addr(6881), true, their_caps)
+        .unwrap();
+    leech.handle_message(now, key, &pieces).unwrap();
+    leech.handle_message(now, key, &Message::Unchoke).unwrap();
+    (leech, key)
+}
+
+/// Runs the timer every half second from `from` to `until`, or until the
+/// swarm asks the origin for something; returns the pieces asked, with when.
+fn origin_fetches(swarm: &mut Swarm, from: Instant, until: Instant) -> Vec<(u32, Instant)> {
+    let mut fetches = Vec::new();
+    let mut now = from;
+    while now <= until && fetches.is_empty() {
+        swarm.handle_timeout(now);
+        for action in actions(swarm) {
+            if let Action::FetchFromOrigin { piece, .. } = action {
+                fetches.push((piece, now));
+            }
+        }
+        now += std::time::Duration::from_millis(500);
+    }
+    fetches
+}
+
+/// Delivers a whole piece from the origin and passes its check.
+fn origin_delivers(swarm: &mut Swarm, now: Instant, piece: u32) -> Vec<Action> {
+    for index in 0..4 {
+        let block = BlockRef {
+            piece,
+            offset: index * BLOCK,
+            length: BLOCK,
+        };
+        assert!(swarm.handle_origin_block(now, block));
+    }
+    swarm.handle_piece_checked(now, piece, true, &[]);
+    actions(swarm)
+}
+
+fn secs(s: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(s)
+}
+
+#[test]
+fn a_peer_with_requests_in_flight_to_a_slow_peer_does_not_use_the_origin() {
+    let now = Instant::now();
+    let (mut leech, key) = with_origin(now, Message::HaveAll, 1);
+    let sent = actions(&mut leech);
+    assert!(sent
+        .iter()
+        .any(|a| matches!(a, Action::Send(k, Outgoing::Request(_)) if *k == key)));
+    // Nothing arrives: the peer is slow, not gone. Until it is snubbed
+    // (20 s without a block) the link is not idle and the origin waits.
+    let early = origin_fetches(&mut leech, now, now + secs(20));
+    assert_eq!(early, vec![], "a busy link does not stall");
+    // Snubbed, its requests no longer count as supply: one piece, then
+    // the next waits 10 s more.
+    let later = origin_fetches(&mut leech, now + secs(20), now + secs(25));
+    assert_eq!(later.len(), 1, "{later:?}");
+}
+
+#[test]
+fn a_peer_choked_by_peers_that_have_data_backs_off_exponentially() {
+    let now = Instant::now();
+    let (mut leech, key) = with_origin(now, Message::HaveAll, 1);
+    actions(&mut leech);
+    // Choked: no request in flight, the link is idle, the peer has data.
+    leech.handle_message(now, key, &Message::Choke).unwrap();
+    let mut starts = Vec::new();
+    let mut at = now;
+    for _ in 0..3 {
+        let fetches = origin_fetches(&mut leech, at, now + secs(200));
+        let &(piece, when) = fetches.first().expect("a stalled peer gets a piece");
+        starts.push(when.duration_since(now).as_secs_f64());
+        let next = origin_delivers(&mut leech, when, piece);
+        assert!(
+            !next
+                .iter()
+                .any(|a| matches!(a, Action::FetchFromOrigin { .. })),
+            "no second piece at once"
+        );
+        at = when + std::time::Duration::from_millis(500);
+    }
+    // 5 s of quiet, then 10 s after that fetch, then 20 s.
+    assert_eq!(starts, vec![5.0, 15.0, 35.0]);
+}
+
+#[test]
+fn a_peer_whose_peers_hold_nothing_takes_piece_after_piece_from_the_origin() {
+    let now = Instant::now();
+    // The other agent claims more pieces than we do, yet holds nothing
+    // and fetches nothing: after 5 s without a block we take them too.
+    let (mut leech, _) = with_origin(now, Message::HaveNone, 1);
+    actions(&mut leech);
+    let mut t = now;
+    let mut got = 0;
+    let mut pending: Vec<u32> = Vec::new();
+    while got < 8 && t < now + secs(60) {
+        pending.extend(origin_fetches(&mut leech, t, t).into_iter().map(|(p, _)| p));
+        assert!(pending.len() <= 1, "one piece at a time: {pending:?}");
+        if let Some(piece) = pending.pop() {
+            for action in origin_delivers(&mut leech, t, piece) {
+                if let Action::FetchFromOrigin { piece, .. } = action {
+                    pending.push(piece);
+                }
+            }
+            got += 1;
+        }
+        t += std::time::Duration::from_millis(500);
+    }
+    assert!(leech.is_complete(), "{got} pieces by {:?}", t - now);
+    assert!(t <= now + secs(10), "done {:?} after the start", t - now);
+}
+
+#[test]
+fn a_spent_ceiling_makes_a_stalled_peer_wait_longer_but_it_still_finishes() {
+    let now = Instant::now();
+    let (mut leech, key) = with_origin(now, Message::HaveAll, 1);
+    leech.set_origin_ceiling(Some(65536));
+    leech.handle_swarm_origin_bytes(65536); // the tracker: spent
+    actions(&mut leech);
+    leech.handle_message(now, key, &Message::Choke).unwrap();
+    let fetches = origin_fetches(&mut leech, now, now + secs(40));
+    let &(_, when) = fetches.first().expect("the download does not hang");
+    assert_eq!(when.duration_since(now), secs(20), "{fetches:?}");
+}

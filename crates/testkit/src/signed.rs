@@ -36,6 +36,7 @@ pub fn signed_torrent(key: &SigningKey) -> Vec<u8> {
         version: "1.0".into(),
         created: now,
         origins: Vec::new(),
+        max_origin_millicopies: None,
     };
     torrent.encode(Some(&SignatureBlock::sign(&manifest, key)))
 }

@@ -73,6 +73,7 @@ pub fn publish(
         version: "1.0.0".into(),
         created_unix,
         origins: vec![origin.to_owned()],
+        max_origin_millicopies: None,
     };
     let bytes = create_signed(&source, &settings, &|_| {}, &release, key)?;
     let seconds = started.elapsed().as_secs_f64();

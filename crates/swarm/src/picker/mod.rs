@@ -400,9 +400,10 @@ impl PiecePicker {
     }
 
     /// Picks one whole piece for the origin, which has every piece: one no
-    /// connected peer has, nobody fetches and `mine` accepts, chosen at
+    /// connected peer has, nobody fetches (a piece a peer started and left
+    /// untouched counts as nobody's) and `mine` accepts, chosen at
     /// random; or, with `any_piece`, the rarest piece we lack that nobody
-    /// fetches. Marks the piece's blocks requested by `origin` and returns
+    /// fetches, those `mine` accepts first. Marks the piece's blocks requested by `origin` and returns
     /// them in order.
     pub fn pick_for_origin(
         &mut self,
@@ -412,7 +413,24 @@ impl PiecePicker {
         rng: &mut SmallRng,
     ) -> Vec<BlockRef> {
         let end = self.bucket_start.get(1).copied().unwrap_or(0) as usize;
-        let fresh = |p: &u32| !self.have.get(*p) && !self.partial.contains_key(p);
+        // A piece nobody fetches: not started, or started by a peer that
+        // then choked us or went quiet, with nothing of it requested or
+        // received since (padding aside), so the origin's blocks of it are
+        // one contiguous range.
+        let layout = &self.layout;
+        let fresh = |p: &u32| {
+            !self.have.get(*p)
+                && self.partial.get(p).is_none_or(|partial| {
+                    !partial.verifying
+                        && partial.blocks.iter().enumerate().all(|(i, b)| match b {
+                            BlockState::Missing => true,
+                            BlockState::Requested(_) => false,
+                            BlockState::Received(_) => {
+                                layout.block_is_padding(*p, i as u32 * BLOCK)
+                            }
+                        })
+                })
+        };
         let unheld: Vec<u32> = self.order[..end]
             .iter()
             .copied()
@@ -421,14 +439,15 @@ impl PiecePicker {
         let piece = if !unheld.is_empty() {
             Some(unheld[rng.gen_range(0..unheld.len())])
         } else if any_piece {
-            self.order.iter().copied().find(fresh)
+            let rarest_mine = self.order.iter().copied().find(|p| fresh(p) && mine(*p));
+            rarest_mine.or_else(|| self.order.iter().copied().find(fresh))
         } else {
             None
         };
         let Some(piece) = piece else {
             return Vec::new();
         };
-        self.start_piece(piece, origin);
+        self.start_piece(piece, origin).starter = Some(origin);
         let mut picked = Vec::new();
         self.take_missing(piece, origin, usize::MAX, &mut picked);
         picked

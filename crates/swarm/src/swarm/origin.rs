@@ -2,19 +2,35 @@
 //! BEP 19 web seed), and what.
 //!
 //! The origin is what the publisher pays for, so it is a source of last
-//! resort. A peer fetches from it only
-//! - pieces no connected peer has, one piece at a time, and of those only
-//!   the ones it *owns*: peers cannot see what others are fetching, so
-//!   each unheld piece is given to one of the agents that know each other
-//!   by rendezvous hashing (highest `origin_weight(share id, piece)`
-//!   among us and our connected shoal peers). In a swarm where the agents
-//!   are connected to each other, the origin sends each piece once and the
-//!   swarm multiplies it; clients that do not follow this rule own
-//!   nothing;
-//! - anything it lacks, when no peer has sent it a block for a while (it
-//!   has no peers, or they cannot serve it): the origin never lets a
-//!   download hang;
-//! - everything, several pieces at a time, when it has no peers at all.
+//! resort. With peers connected, a peer fetches one piece at a time from
+//! it, and only
+//! - pieces no connected peer has, and of those only the ones it *owns*:
+//!   peers cannot see what others are fetching, so each unheld piece is
+//!   given to one of the agents that know each other by rendezvous hashing
+//!   (highest `origin_weight(share id, piece)` among us and our connected
+//!   shoal peers). In a swarm where the agents are connected to each
+//!   other, the origin sends each piece once and the swarm multiplies it;
+//!   clients that do not follow this rule own nothing;
+//! - a piece it lacks when it *stalls*: its download link is idle (no
+//!   request in flight to a peer that is not snubbed) and no peer has sent
+//!   it a block for a while. It prefers a piece it owns, then the rarest.
+//!   "My peers cannot supply" and "everybody is slow" look alike from one
+//!   peer; what tells them apart is whether connected peers have pieces we
+//!   lack. If none has, waiting cannot help, and stall fetches follow each
+//!   other. If some have, the crowd is slow (or chokes us): each such
+//!   fetch doubles the wait before the next, so a crowd-wide slowdown
+//!   costs the origin a few pieces per peer, not a copy per peer. The
+//!   origin never lets a download hang: a stalled peer only waits longer.
+//!
+//! The publisher may set a ceiling on the swarm's origin bytes (in copies
+//! of the release, in its signed manifest). The planner estimates the
+//! swarm's spend as the larger of the tracker's count and its own bytes
+//! times the agents in its view (each owns about as many pieces as we do).
+//! Once the estimate reaches the ceiling, stall fetches wait at least
+//! [`SPENT_STALL_WAIT`]. Owned pieces no connected peer has are fetched
+//! still: someone must, and their owner fetches each once.
+//!
+//! With no peers at all it fetches anything, several pieces at a time.
 //!
 //! The origin appears to the picker as one more sender, [`ORIGIN`], that
 //! has every piece but is not counted in availability; its data is checked
@@ -30,9 +46,14 @@ use crate::peer::ORIGIN;
 use crate::rate::RateMeter;
 use wire::BlockRef;
 
-/// With peers but no block from any of them for this long, the origin
-/// may supply anything.
-const STARVING_AFTER: Duration = Duration::from_secs(5);
+/// With the link idle and no block from a peer for this long, the origin
+/// may supply a piece peers have.
+const STALL_WAIT: Duration = Duration::from_secs(5);
+/// The stall wait doubles at most this many times while peers have data
+/// (to 80 s).
+const MAX_DOUBLINGS: u32 = 4;
+/// Once the publisher's ceiling is spent, a stalled peer waits this long.
+const SPENT_STALL_WAIT: Duration = Duration::from_secs(20);
 /// Pieces in flight from the origin when we have no peers at all.
 const ALONE_PIECES: usize = 4;
 /// A download just started has no peers yet because the tracker has not
@@ -57,7 +78,29 @@ impl Swarm {
             bytes: 0,
             started: now,
             share_id: origin_share_id(our_peer_id),
+            last_stall_fetch: None,
+            slow_crowd_streak: 0,
+            ceiling_bytes: None,
+            swarm_bytes_reported: 0,
         });
+    }
+
+    /// The publisher's ceiling on the whole swarm's origin bytes (from its
+    /// signed manifest: copies times the release size), or none.
+    pub fn set_origin_ceiling(&mut self, max_bytes: Option<u64>) {
+        if let Some(origin) = self.origin.as_mut() {
+            origin.ceiling_bytes = max_bytes;
+        }
+    }
+
+    /// The tracker's count of the swarm's origin bytes so far. A server's
+    /// word: it can only make the planner more careful (a count too high
+    /// delays origin fetches, it never prevents them), and the highest
+    /// count heard stands.
+    pub fn handle_swarm_origin_bytes(&mut self, bytes: u64) {
+        if let Some(origin) = self.origin.as_mut() {
+            origin.swarm_bytes_reported = origin.swarm_bytes_reported.max(bytes);
+        }
     }
 
     /// Bytes the origin sent that passed verification and were kept.
@@ -131,58 +174,139 @@ impl Swarm {
 
     /// Starts origin fetches as the policy above allows.
     pub(super) fn plan_origin(&mut self, now: Instant) {
-        let peers = self.peers.len();
-        let starving = self
-            .last_peer_block
-            .is_none_or(|t| now.saturating_duration_since(t) >= STARVING_AFTER);
         let Some(origin) = self.origin.as_ref() else {
             return;
         };
         if !origin.usable || self.completed || origin.not_before.is_some_and(|t| now < t) {
             return;
         }
-        let settled = now.saturating_duration_since(origin.started) >= FIRST_PEERS_GRACE;
-        let target = if peers == 0 && settled {
-            ALONE_PIECES
-        } else {
-            1
-        };
-        let mut in_flight: Vec<u32> = origin.requests.iter().map(|b| b.piece).collect();
-        in_flight.dedup();
-        let ours = origin.share_id;
-        // Seeds fetch nothing, so they own nothing.
-        let sharers: Vec<u64> = self
+        if self.peers.is_empty() {
+            let settled = now.saturating_duration_since(origin.started) >= FIRST_PEERS_GRACE;
+            let target = if settled { ALONE_PIECES } else { 1 };
+            let in_flight = pieces_in_flight(&origin.requests);
+            for _ in in_flight..target {
+                if !self.fetch_from_origin(now, true) {
+                    return;
+                }
+            }
+            return;
+        }
+        if !origin.requests.is_empty() {
+            return; // one piece at a time
+        }
+        // Pieces no connected peer has go to their owner even once the
+        // ceiling is spent: held back, they would end up fetched by
+        // whoever stalls first, and more than once.
+        if self.fetch_from_origin(now, false) {
+            return;
+        }
+        if self.link_idle() && self.stall_due(now, self.origin_budget_spent()) {
+            let slow_crowd = self.peers.values().any(|p| p.wanted > 0);
+            if self.fetch_from_origin(now, true) {
+                if let Some(origin) = self.origin.as_mut() {
+                    origin.last_stall_fetch = Some(now);
+                    if slow_crowd {
+                        origin.slow_crowd_streak = origin.slow_crowd_streak.saturating_add(1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// No request in flight to a peer that is sending: nothing is coming.
+    fn link_idle(&self) -> bool {
+        !self
             .peers
+            .values()
+            .any(|p| !p.requests.is_empty() && !p.snubbed)
+    }
+
+    /// Whether the publisher's ceiling is reached, by our best estimate.
+    fn origin_budget_spent(&self) -> bool {
+        let Some(origin) = self.origin.as_ref() else {
+            return false;
+        };
+        let Some(ceiling) = origin.ceiling_bytes else {
+            return false;
+        };
+        let view = self.sharers().len() as u64 + 1;
+        let estimate = origin
+            .bytes
+            .saturating_mul(view)
+            .max(origin.swarm_bytes_reported);
+        estimate >= ceiling
+    }
+
+    /// Whether a stalled peer has waited long enough to use the origin.
+    fn stall_due(&self, now: Instant, spent: bool) -> bool {
+        let Some(origin) = self.origin.as_ref() else {
+            return false;
+        };
+        let peers_have_data = self.peers.values().any(|p| p.wanted > 0);
+        // With data among peers, the wait counts from our last stall
+        // fetch too, and doubles with each; without, fetches may follow
+        // each other.
+        let mut quiet_since = self.last_peer_block;
+        let mut wait = STALL_WAIT;
+        if peers_have_data {
+            quiet_since = quiet_since.max(origin.last_stall_fetch);
+            wait = STALL_WAIT * (1 << origin.slow_crowd_streak.min(MAX_DOUBLINGS));
+        }
+        if spent {
+            wait = wait.max(SPENT_STALL_WAIT);
+        }
+        quiet_since.is_none_or(|t| now.saturating_duration_since(t) >= wait)
+    }
+
+    /// Share ids of the connected agents that may fetch from the origin
+    /// (seeds fetch nothing, so they own nothing).
+    fn sharers(&self) -> Vec<u64> {
+        self.peers
             .values()
             .filter(|p| !p.pieces.is_full())
             .filter_map(|p| p.caps.origin_share_id)
-            .collect();
+            .collect()
+    }
+
+    /// Asks the origin for one piece: the piece a stream reader waits for
+    /// when peers cannot supply it (`streaming`), else one we own that no
+    /// connected peer has, or with `any_piece`, one we own, else the
+    /// rarest. Returns whether a fetch started.
+    fn fetch_from_origin(&mut self, now: Instant, any_piece: bool) -> bool {
+        let Some(ours) = self.origin.as_ref().map(|o| o.share_id) else {
+            return false;
+        };
+        let sharers = self.sharers();
         let mine = |piece: u32| {
             let claim = origin_weight(ours, piece);
             sharers.iter().all(|&s| origin_weight(s, piece) < claim)
         };
-        for _ in in_flight.len()..target {
-            let any_piece = peers == 0 || starving;
-            // A reader's window first (`streaming`), then the rules above.
-            let mut blocks = self.stream_piece_for_origin(now);
-            if blocks.is_empty() {
-                blocks = self
-                    .picker
-                    .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
-            }
-            let Some(first) = blocks.first().copied() else {
-                return;
-            };
-            let length = blocks.iter().map(|b| b.length).sum();
-            if let Some(origin) = self.origin.as_mut() {
-                origin.requests.extend(blocks.iter().copied());
-            }
-            self.actions.push_back(Action::FetchFromOrigin {
-                piece: first.piece,
-                offset: first.offset,
-                length,
-                blocks,
-            });
+        let mut blocks = self.stream_piece_for_origin(now);
+        if blocks.is_empty() {
+            blocks = self
+                .picker
+                .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
         }
+        let Some(first) = blocks.first().copied() else {
+            return false;
+        };
+        let length = blocks.iter().map(|b| b.length).sum();
+        if let Some(origin) = self.origin.as_mut() {
+            origin.requests.extend(blocks.iter().copied());
+        }
+        self.actions.push_back(Action::FetchFromOrigin {
+            piece: first.piece,
+            offset: first.offset,
+            length,
+            blocks,
+        });
+        true
     }
+}
+
+/// Distinct pieces among blocks in flight (a piece's blocks are together).
+fn pieces_in_flight(requests: &[BlockRef]) -> usize {
+    let mut pieces: Vec<u32> = requests.iter().map(|b| b.piece).collect();
+    pieces.dedup();
+    pieces.len()
 }

@@ -18,4 +18,14 @@ pub(super) struct Origin {
     pub(super) started: Instant,
     /// Ours, for sharing out unheld pieces.
     pub(super) share_id: u64,
+    /// When the last stall fetch (a piece peers have, fetched because our
+    /// link sat idle) started.
+    pub(super) last_stall_fetch: Option<Instant>,
+    /// Stall fetches made while connected peers had pieces we lack: each
+    /// doubles the wait before the next one.
+    pub(super) slow_crowd_streak: u32,
+    /// The publisher's ceiling on the swarm's origin bytes, if it set one.
+    pub(super) ceiling_bytes: Option<u64>,
+    /// The swarm's origin bytes so far as the tracker last counted them.
+    pub(super) swarm_bytes_reported: u64,
 }

@@ -43,6 +43,29 @@ pub struct NodeSpec {
     /// Holds its `have`s and sends them in a batch once this long passed
     /// since the last batch, as Transmission does (zero: at once).
     pub have_delay: Duration,
+    /// A while in which both its links run at a fraction of their rate (an
+    /// old PC, a congested uplink, a CPU starved by other work).
+    pub slowdown: Option<Slowdown>,
+}
+
+/// Links at `fraction` of their rate from `from_s` to `until_s` (virtual
+/// seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Slowdown {
+    pub from_s: f64,
+    pub until_s: f64,
+    pub fraction: f64,
+}
+
+impl NodeSpec {
+    /// Its rate at `now`: `bps`, or a fraction of it during a slowdown.
+    fn rate_at(&self, bps: u64, now: Duration) -> f64 {
+        let t = now.as_secs_f64();
+        match self.slowdown {
+            Some(s) if t >= s.from_s && t < s.until_s => bps as f64 * s.fraction,
+            _ => bps as f64,
+        }
+    }
 }
 
 impl NodeSpec {
@@ -55,6 +78,7 @@ impl NodeSpec {
             join_at: 0.0,
             origin: false,
             have_delay: Duration::ZERO,
+            slowdown: None,
         }
     }
 
@@ -67,6 +91,7 @@ impl NodeSpec {
             join_at: 0.0,
             origin: true,
             have_delay: Duration::ZERO,
+            slowdown: None,
         }
     }
 
@@ -79,6 +104,7 @@ impl NodeSpec {
             join_at: 0.0,
             origin: false,
             have_delay: Duration::ZERO,
+            slowdown: None,
         }
     }
 }
@@ -221,6 +247,9 @@ pub struct Simulation {
     pub settings: SwarmSettings,
     /// Seeds every node's swarm (each its own way).
     seed: u64,
+    /// The publisher's ceiling on the swarm's origin bytes, given to every
+    /// node that joins (as its signed manifest would).
+    pub origin_ceiling: Option<u64>,
 }
 
 fn block_hash(piece: u32, offset: u32, honest: bool) -> [u8; 32] {
@@ -285,6 +314,7 @@ impl Simulation {
             seed_upload_at_first_finish: None,
             settings,
             seed,
+            origin_ceiling: None,
         };
         for i in 0..sim.nodes.len() {
             let at = Duration::from_secs_f64(sim.nodes[i].spec.join_at);
@@ -384,6 +414,7 @@ impl Simulation {
         );
         if self.origin_node().is_some() {
             swarm.set_origin(now, &self.peer_id(node));
+            swarm.set_origin_ceiling(self.origin_ceiling);
         }
         let others: Vec<SocketAddr> = match self.tracker {
             Tracker::Everyone => self.joined.iter().map(|&i| self.nodes[i].addr).collect(),
@@ -638,7 +669,8 @@ impl Simulation {
             return start;
         };
         let n = &mut self.nodes[node];
-        let send_time = Duration::from_secs_f64(queued.bytes as f64 / n.spec.upload_bps as f64);
+        let send_time =
+            Duration::from_secs_f64(queued.bytes as f64 / n.spec.rate_at(n.spec.upload_bps, start));
         let sent_at = start + send_time;
         if let SimMessage::Block { block, .. } = &queued.message {
             n.uploaded += u64::from(block.length);
@@ -658,8 +690,9 @@ impl Simulation {
         // The receiver's downlink: one message at a time at its rate.
         let receiver = &mut self.nodes[to];
         let arrival = (sent_at + self.latency).max(receiver.downlink_free_at);
-        let receive_time =
-            Duration::from_secs_f64(queued.bytes as f64 / receiver.spec.download_bps as f64);
+        let receive_time = Duration::from_secs_f64(
+            queued.bytes as f64 / receiver.spec.rate_at(receiver.spec.download_bps, arrival),
+        );
         receiver.downlink_free_at = arrival + receive_time;
         self.schedule(
             arrival + receive_time,
