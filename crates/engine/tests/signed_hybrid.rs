@@ -92,6 +92,7 @@ fn hybrid(
             version: "1.0".into(),
             created: 1_700_000_000,
             origins: Vec::new(),
+            max_origin_millicopies: None,
         };
         SignatureBlock::sign(&manifest, key)
     });
