@@ -18,9 +18,7 @@
 // In a test a panic is the failure report, so `unwrap` is what we mean.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,7 +27,7 @@ use testkit::content::assert_same_content;
 use testkit::http::{encode, exchange, Answer};
 use testkit::publisher_site::PublisherSite;
 use testkit::tracker::{info_hash_v1, LocalTracker};
-use testkit::{field, run, write_random_file, Scene, MIB};
+use testkit::{field, write_random_file, Scene, MIB};
 
 /// `METHOD /v1/handoff?torrent=URL` from a page on `origin`.
 fn handoff(agent: &Agent, method: &str, origin: &str, torrent_url: &str) -> Answer {
@@ -236,76 +234,16 @@ fn a_handoff_is_fetched_from_the_page_origin_only() {
     assert_eq!(release_count(&agent), 0);
 }
 
-/// A network namespace with one end of a veth pair, so a server in it is
-/// reached at a non-loopback address: a "public" web origin on this
-/// machine. Removed (with the pair) when dropped.
-struct Namespace {
-    name: String,
-    inner_addr: String,
-}
-
-impl Namespace {
-    fn create() -> Namespace {
-        let id = std::process::id();
-        let name = format!("shoal-agent-{id}");
-        let (outer, inner) = (
-            format!("shah{}", id % 10_000_000),
-            format!("shan{}", id % 10_000_000),
-        );
-        // A /30 of TEST-NET-2 (RFC 5737) per test process.
-        let base = 4 * (id % 60) + 4;
-        let (host_addr, inner_addr) = (
-            format!("198.51.100.{}", base + 1),
-            format!("198.51.100.{}", base + 2),
-        );
-        let ip = |args: &[&str]| {
-            run(Command::new("ip").args(args));
-        };
-        ip(&["netns", "add", &name]);
-        let namespace = Namespace {
-            name: name.clone(),
-            inner_addr: inner_addr.clone(),
-        };
-        ip(&[
-            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-        ]);
-        ip(&["link", "set", &inner, "netns", &name]);
-        ip(&["addr", "add", &format!("{host_addr}/30"), "dev", &outer]);
-        ip(&["link", "set", &outer, "up"]);
-        ip(&[
-            "-n",
-            &name,
-            "addr",
-            "add",
-            &format!("{inner_addr}/30"),
-            "dev",
-            &inner,
-        ]);
-        ip(&["-n", &name, "link", "set", &inner, "up"]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        namespace
-    }
-
-    fn exec(&self) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]);
-        cmd
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair with it.
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.name])
-            .status();
-    }
-}
-
+// The page's origin sits in a network namespace, at an address that is
+// not loopback (`testkit::netns`, Linux only).
+#[cfg(target_os = "linux")]
 #[test]
 fn a_page_on_a_public_origin_cannot_point_the_agent_at_local_addresses() {
+    use std::net::TcpListener;
+    use std::process::Command;
+
     let scene = Scene::new();
-    let ns = Namespace::create();
+    let ns = testkit::netns::Namespace::create("agent-consent");
     // `shoal publish` signs plain-http origins for localhost only, so the
     // test signs its own manifests, naming the namespace's origin.
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
@@ -361,17 +299,18 @@ fn a_page_on_a_public_origin_cannot_point_the_agent_at_local_addresses() {
     };
     let _server = scene.spawn(
         "origin",
-        ns.exec()
-            .args([
-                python,
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                &ns.inner_addr,
-                "--directory",
-            ])
-            .arg(&served),
+        &mut ns.wrap(
+            Command::new(python)
+                .args([
+                    "-m",
+                    "http.server",
+                    "8000",
+                    "--bind",
+                    &ns.inner_addr,
+                    "--directory",
+                ])
+                .arg(&served),
+        ),
     );
     testkit::wait_until(
         Instant::now() + Duration::from_secs(20),
