@@ -22,6 +22,14 @@ pub(crate) struct Totals {
     pub stopping: bool,
 }
 
+/// What a tracker's answer tells the session.
+#[derive(Debug)]
+pub(crate) struct TrackerAnswer {
+    pub peers: Vec<SocketAddr>,
+    /// Seeds and downloaders in the swarm, if the tracker counted them.
+    pub agents: Option<u64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct AnnounceSetup {
     pub urls: Vec<String>,
@@ -41,7 +49,7 @@ pub(crate) struct AnnounceSetup {
 pub(crate) async fn run(
     setup: AnnounceSetup,
     mut totals: watch::Receiver<Totals>,
-    peers: mpsc::Sender<Vec<SocketAddr>>,
+    answers: mpsc::Sender<TrackerAnswer>,
     warnings: mpsc::Sender<String>,
 ) {
     if setup.urls.is_empty() {
@@ -88,7 +96,17 @@ pub(crate) async fn run(
                     if let Some(warning) = response.warning {
                         let _ = warnings.send(format!("tracker {url}: {warning}")).await;
                     }
-                    if peers.send(response.peers).await.is_err() {
+                    let agents = match (response.complete, response.incomplete) {
+                        (None, None) => None,
+                        (seeds, downloaders) => Some(
+                            u64::from(seeds.unwrap_or(0)) + u64::from(downloaders.unwrap_or(0)),
+                        ),
+                    };
+                    let answer = TrackerAnswer {
+                        peers: response.peers,
+                        agents,
+                    };
+                    if answers.send(answer).await.is_err() {
                         return;
                     }
                 }

@@ -399,6 +399,10 @@ impl Engine {
             swarm.set_origin_ceiling(
                 manifest.and_then(|m| m.max_origin_bytes(torrent.total_size())),
             );
+            if torrent.tracker_urls().is_empty() {
+                // No tracker will answer: the origin need not wait for one.
+                swarm.handle_tracker_answer(now, [], None);
+            }
         }
         let (events_tx, events_rx) = mpsc::channel(256);
         let (verified_tx, verified_rx) = watch::channel(swarm.have().clone());

@@ -69,6 +69,13 @@ impl AddressBook {
         ready
     }
 
+    /// Whether some address is being dialled or waits to be (again).
+    pub fn has_dials_ahead(&self) -> bool {
+        self.entries
+            .values()
+            .any(|d| matches!(d, Dial::Connecting | Dial::After(_)))
+    }
+
     pub fn connecting_count(&self) -> usize {
         self.entries
             .values()

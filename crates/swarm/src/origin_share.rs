@@ -20,9 +20,50 @@ pub(crate) fn origin_weight(share_id: u64, piece: u32) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The claim an agent needs on a piece, on top of being the highest among
+/// the agents it knows, for about `claimers` agents of a swarm of
+/// `swarm_size` to fetch that piece from the origin, when each knows
+/// `known` others.
+///
+/// Rendezvous among the agents one knows elects one owner per
+/// neighbourhood: in a swarm of 1,000 agents that each know 60, that is 16
+/// owners per piece, 16 copies asked of the origin at once. Requiring the
+/// weight to be in the top quantile `q` as well leaves
+/// `swarm_size / (known + 1) × (1 − (1 − q)^(known + 1))` expected owners;
+/// this solves that for `q`. Where everyone knows everyone (or the swarm's
+/// size is unknown) the bar is zero and rendezvous alone decides.
+pub(crate) fn claim_floor(claimers: f64, known: usize, swarm_size: u64) -> u64 {
+    let group = known as f64 + 1.0;
+    let share = claimers * group / swarm_size as f64;
+    if !share.is_finite() || share >= 1.0 {
+        return 0;
+    }
+    let quantile = 1.0 - (1.0 - share).powf(1.0 / group);
+    // Claims are uniform over u64: the bar leaves the top `quantile`.
+    let floor = (1.0 - quantile) * u64::MAX as f64;
+    floor as u64 // saturating cast
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bar leaves about `claimers` owners per piece in a big swarm and
+    /// none where everyone knows everyone.
+    #[test]
+    fn the_claim_floor_scales_with_the_swarm() {
+        assert_eq!(claim_floor(1.0, 19, 20), 0);
+        assert_eq!(claim_floor(1.0, 60, 0), 0);
+        assert_eq!(claim_floor(2.0, 60, 100), 0);
+        // 1,000 agents that know 60 each: 16 neighbourhoods; about one
+        // owner in all of them means a bar near the top 0.1 %.
+        let floor = claim_floor(1.0, 60, 1000);
+        let quantile = 1.0 - floor as f64 / u64::MAX as f64;
+        let owners = 1000.0 / 61.0 * (1.0 - (1.0 - quantile).powi(61));
+        assert!((owners - 1.0).abs() < 1e-6, "{owners}");
+        assert!(claim_floor(2.0, 60, 1000) < floor);
+        assert!(claim_floor(1.0, 60, 1_000_000) > floor);
+    }
 
     /// Agents of different versions must agree on who owns a piece.
     #[test]

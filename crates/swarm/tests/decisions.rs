@@ -324,3 +324,76 @@ fn a_spent_ceiling_makes_a_stalled_peer_wait_longer_but_it_still_finishes() {
     let &(_, when) = fetches.first().expect("the download does not hang");
     assert_eq!(when.duration_since(now), secs(20), "{fetches:?}");
 }
+
+#[test]
+fn a_starting_agent_waits_for_the_tracker_before_it_uses_the_origin_alone() {
+    let now = Instant::now();
+    // Every agent of a flash crowd starts alone; were each to take a piece
+    // at once, a crowd of 1,000 would cost the origin 1,000 pieces.
+    let mut waiting = swarm(id(b'a'), Bitfield::new(8), 8, 65536, now);
+    waiting.set_origin(now, &id(b'a'));
+    let before = origin_fetches(&mut waiting, now, now + secs(1));
+    assert_eq!(before, vec![], "no fetch before the tracker answers");
+    // The tracker names nobody: we are alone, and the origin serves us.
+    waiting.handle_tracker_answer(now + secs(1), [], Some(1));
+    let after = origin_fetches(&mut waiting, now + secs(1), now + secs(1));
+    assert_eq!(after.len(), 1, "{after:?}");
+
+    // A tracker that never answers holds the origin back 2 s at most.
+    let mut unanswered = swarm(id(b'a'), Bitfield::new(8), 8, 65536, now);
+    unanswered.set_origin(now, &id(b'a'));
+    let fetches = origin_fetches(&mut unanswered, now, now + secs(10));
+    let &(_, when) = fetches.first().expect("the origin serves a lone agent");
+    assert_eq!(when.duration_since(now), secs(2));
+}
+
+#[test]
+fn in_a_swarm_far_larger_than_our_view_a_stalled_agent_waits_to_own_pieces() {
+    let now = Instant::now();
+    // One peer in view, holding nothing; the tracker counts 1,000 agents.
+    // Rendezvous between the two of us would make us own half the pieces,
+    // as it would for every pair in the swarm: 500 copies of each.
+    let (mut leech, _) = with_origin(now, Message::HaveNone, 1);
+    leech.handle_tracker_answer(now, [], Some(1000));
+    actions(&mut leech);
+    let early = origin_fetches(&mut leech, now, now + secs(11));
+    assert_eq!(early, vec![], "we own no piece of 8 in a swarm of 1,000");
+    // Nothing arrives, so the claim widens every 12 s until pieces are
+    // ours: the download does not hang.
+    let mut t = now + secs(11);
+    let mut first = None;
+    let mut pending: Vec<u32> = Vec::new();
+    while !leech.is_complete() && t < now + secs(300) {
+        pending.extend(origin_fetches(&mut leech, t, t).into_iter().map(|(p, _)| p));
+        if let Some(piece) = pending.pop() {
+            first.get_or_insert(t);
+            for action in origin_delivers(&mut leech, t, piece) {
+                if let Action::FetchFromOrigin { piece, .. } = action {
+                    pending.push(piece);
+                }
+            }
+        }
+        t += std::time::Duration::from_millis(500);
+    }
+    assert!(
+        leech.is_complete(),
+        "{} pieces by {:?}",
+        leech.have().count(),
+        t - now
+    );
+    let first = first.expect("a first fetch").duration_since(now);
+    assert!(first >= secs(12), "first fetch {first:?} after the start");
+}
+
+#[test]
+fn a_tracker_that_inflates_the_swarm_only_delays_the_origin() {
+    let now = Instant::now();
+    // A count of 2^40 agents is capped at 1,000,000: the claim widens to
+    // cover the pieces within minutes, not never.
+    let (mut leech, _) = with_origin(now, Message::HaveNone, 1);
+    leech.handle_tracker_answer(now, [], Some(1 << 40));
+    actions(&mut leech);
+    let fetches = origin_fetches(&mut leech, now, now + secs(600));
+    let &(_, when) = fetches.first().expect("the origin is used in the end");
+    assert!(when.duration_since(now) <= secs(300), "{fetches:?}");
+}

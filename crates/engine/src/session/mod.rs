@@ -186,11 +186,11 @@ impl Session {
         mut internal_rx: mpsc::Receiver<Internal>,
     ) {
         let (conn_tx, mut conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
-        let (peers_tx, mut peers_rx) = mpsc::channel(16);
+        let (answers_tx, mut answers_rx) = mpsc::channel(16);
         let (warnings_tx, mut warnings_rx) = mpsc::channel(16);
         let (mut session, announce, totals_rx) = Session::new(setup, conn_tx, internal_tx);
         let announcer: JoinHandle<()> =
-            tokio::spawn(announcer::run(announce, totals_rx, peers_tx, warnings_tx));
+            tokio::spawn(announcer::run(announce, totals_rx, answers_tx, warnings_tx));
         let mut progress_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut resume_tick = tokio::time::interval(session.settings.resume_save_interval);
         loop {
@@ -205,7 +205,7 @@ impl Session {
                         break;
                     }
                 }
-                Some(addrs) = peers_rx.recv() => session.swarm.add_addresses(Instant::now(), addrs),
+                Some(answer) = answers_rx.recv() => session.on_tracker_answer(answer),
                 Some(warning) = warnings_rx.recv() => session.emit(TorrentEvent::Warning(warning)),
                 Some(report) = read_reports.recv() => session.on_read_report(report),
                 _ = tokio::time::sleep_until(wake) => session.swarm.handle_timeout(Instant::now()),

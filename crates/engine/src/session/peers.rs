@@ -9,6 +9,7 @@ use swarm::{PeerCaps, PeerKey};
 use tokio::net::TcpStream;
 use wire::Handshake;
 
+use crate::announcer::TrackerAnswer;
 use crate::connection::{self, ConnEvent, WriterCmd};
 use crate::SHOAL_PEER_ID_PREFIX;
 
@@ -17,6 +18,14 @@ use super::{Conn, Internal, Session};
 impl Session {
     pub(super) fn conn_of(&self, key: PeerKey) -> Option<&Conn> {
         self.keys.get(&key).and_then(|id| self.conns.get(id))
+    }
+
+    /// Peers to dial, and the swarm's size, which tells the origin planner
+    /// how widely its claim on unheld pieces is shared.
+    pub(super) fn on_tracker_answer(&mut self, answer: TrackerAnswer) {
+        let now = self.now();
+        self.swarm
+            .handle_tracker_answer(now, answer.peers, answer.agents);
     }
 
     pub(super) fn dial(&self, addr: SocketAddr) {

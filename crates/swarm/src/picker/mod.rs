@@ -76,6 +76,18 @@ pub struct BlockArrival {
     pub piece_complete: bool,
 }
 
+/// How far the origin may reach for a piece (see
+/// [`PiecePicker::pick_for_origin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginPick {
+    /// Only a piece no connected peer has, that we own.
+    Unheld,
+    /// Any piece we own, unheld ones first.
+    Owned,
+    /// Any piece, ours first.
+    Anything,
+}
+
 #[derive(Debug)]
 pub struct PiecePicker {
     layout: Layout,
@@ -402,13 +414,13 @@ impl PiecePicker {
     /// Picks one whole piece for the origin, which has every piece: one no
     /// connected peer has, nobody fetches (a piece a peer started and left
     /// untouched counts as nobody's) and `mine` accepts, chosen at
-    /// random; or, with `any_piece`, the rarest piece we lack that nobody
-    /// fetches, those `mine` accepts first. Marks the piece's blocks requested by `origin` and returns
-    /// them in order.
+    /// random; failing that, as `scope` allows, the rarest piece we lack
+    /// that nobody fetches and `mine` accepts, then any such piece. Marks
+    /// the piece's blocks requested by `origin` and returns them in order.
     pub fn pick_for_origin(
         &mut self,
         origin: PeerKey,
-        any_piece: bool,
+        scope: OriginPick,
         mine: impl Fn(u32) -> bool,
         rng: &mut SmallRng,
     ) -> Vec<BlockRef> {
@@ -438,11 +450,12 @@ impl PiecePicker {
             .collect();
         let piece = if !unheld.is_empty() {
             Some(unheld[rng.gen_range(0..unheld.len())])
-        } else if any_piece {
-            let rarest_mine = self.order.iter().copied().find(|p| fresh(p) && mine(*p));
-            rarest_mine.or_else(|| self.order.iter().copied().find(fresh))
-        } else {
+        } else if scope == OriginPick::Unheld {
             None
+        } else {
+            let rarest_mine = self.order.iter().copied().find(|p| fresh(p) && mine(*p));
+            let anything = || self.order.iter().copied().find(fresh);
+            rarest_mine.or_else(|| (scope == OriginPick::Anything).then(anything).flatten())
         };
         let Some(piece) = piece else {
             return Vec::new();

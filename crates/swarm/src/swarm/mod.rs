@@ -201,6 +201,9 @@ impl Swarm {
         outgoing: bool,
         caps: PeerCaps,
     ) -> Result<PeerKey, DisconnectReason> {
+        if let Some(share_id) = caps.origin_share_id {
+            self.note_agent(share_id);
+        }
         self.resolve_twin(now, addr, outgoing, &caps.peer_id)?;
         if self.book.is_banned(addr) {
             return Err(DisconnectReason::Banned);

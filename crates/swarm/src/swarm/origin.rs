@@ -10,7 +10,13 @@
 //!   (highest `origin_weight(share id, piece)` among us and our connected
 //!   shoal peers). In a swarm where the agents are connected to each
 //!   other, the origin sends each piece once and the swarm multiplies it;
-//!   clients that do not follow this rule own nothing;
+//!   clients that do not follow this rule own nothing. In a swarm much
+//!   larger than the peers an agent knows (the tracker counts it), each
+//!   neighbourhood would elect its own owner; there a claim must also
+//!   clear a floor that leaves about one owner per piece in the whole
+//!   swarm. Pieces that nobody around us gets for a while may have no
+//!   owner at all, so the claim widens (doubling the owners) every
+//!   [`WIDEN_WAIT`] while some piece stays unheld around us;
 //! - a piece it lacks when it *stalls*: its download link is idle (no
 //!   request in flight to a peer that is not snubbed) and no peer has sent
 //!   it a block for a while. It prefers a piece it owns, then the rarest.
@@ -19,8 +25,11 @@
 //!   lack. If none has, waiting cannot help, and stall fetches follow each
 //!   other. If some have, the crowd is slow (or chokes us): each such
 //!   fetch doubles the wait before the next, so a crowd-wide slowdown
-//!   costs the origin a few pieces per peer, not a copy per peer. The
-//!   origin never lets a download hang: a stalled peer only waits longer.
+//!   costs the origin a few pieces per peer, not a copy per peer. In a
+//!   swarm much larger than our view, a stalled agent takes only pieces
+//!   it owns (widening its claim when it owns none), since at the start
+//!   of a flash crowd every agent stalls at once. The origin never lets a
+//!   download hang: a stalled peer only waits longer.
 //!
 //! The publisher may set a ceiling on the swarm's origin bytes (in copies
 //! of the release, in its signed manifest). The planner estimates the
@@ -30,19 +39,25 @@
 //! [`SPENT_STALL_WAIT`]. Owned pieces no connected peer has are fetched
 //! still: someone must, and their owner fetches each once.
 //!
-//! With no peers at all it fetches anything, several pieces at a time.
+//! With no peers at all it fetches anything, several pieces at a time,
+//! once the tracker answered and the dials it named failed (or
+//! [`FIRST_PEERS_GRACE`] passed): every agent of a flash crowd starts
+//! alone.
 //!
 //! The origin appears to the picker as one more sender, [`ORIGIN`], that
 //! has every piece but is not counted in availability; its data is checked
 //! like anyone's, and an origin whose pieces fail is struck and dropped.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::origin_state::Origin;
+use super::origin_state::{Origin, MAX_AGENTS_SEEN};
 use super::Swarm;
 use crate::action::Action;
-use crate::origin_share::{origin_share_id, origin_weight};
+use crate::origin_share::{claim_floor, origin_share_id, origin_weight};
 use crate::peer::ORIGIN;
+use crate::picker::OriginPick;
 use crate::rate::RateMeter;
 use wire::BlockRef;
 
@@ -60,6 +75,18 @@ const ALONE_PIECES: usize = 4;
 /// answered; until this much time has passed it asks the origin for one
 /// piece at a time, not for a full link's worth.
 const FIRST_PEERS_GRACE: Duration = Duration::from_secs(2);
+/// Owners per unheld piece across the whole swarm we aim for at first.
+const CLAIMERS: f64 = 1.0;
+/// How long after the start, or after the last widening, our claim on
+/// unheld pieces may widen again. Long enough for the pieces the first
+/// owners fetched to reach most neighbourhoods (so that a widened claim
+/// mostly finds pieces nobody owned), short enough that those find an
+/// owner well before the crowd could finish. Chosen in the 200- and
+/// 1,000-peer simulations: 10 s cost 2.6 origin copies at 1,000 peers,
+/// 15 s let the last peer finish 1.43 x the bound.
+const WIDEN_WAIT: Duration = Duration::from_secs(12);
+/// The tracker's swarm count is believed up to this.
+const MAX_SWARM_SIZE: u64 = 1_000_000;
 /// After a fetch failed even with retries, leave the origin alone this long.
 const COOL_DOWN: Duration = Duration::from_secs(10);
 
@@ -82,6 +109,11 @@ impl Swarm {
             slow_crowd_streak: 0,
             ceiling_bytes: None,
             swarm_bytes_reported: 0,
+            swarm_size: 0,
+            tracker_heard: false,
+            agents_seen: BTreeSet::new(),
+            widenings: 0,
+            last_widening: None,
         });
     }
 
@@ -100,6 +132,39 @@ impl Swarm {
     pub fn handle_swarm_origin_bytes(&mut self, bytes: u64) {
         if let Some(origin) = self.origin.as_mut() {
             origin.swarm_bytes_reported = origin.swarm_bytes_reported.max(bytes);
+        }
+    }
+
+    /// A tracker answered: peers to dial, and how many agents it counts in
+    /// the swarm (seeds and downloaders), if it said. In a swarm much
+    /// larger than the peers we know, the count narrows our claim on
+    /// unheld pieces (see [`claim_floor`]). A server's word: a count too
+    /// high only delays origin fetches until the claim widens, and it is
+    /// capped. With no tracker to ask, the driver says so with no peers and
+    /// no count.
+    pub fn handle_tracker_answer(
+        &mut self,
+        now: Instant,
+        peers: impl IntoIterator<Item = SocketAddr>,
+        agents: Option<u64>,
+    ) {
+        if let Some(origin) = self.origin.as_mut() {
+            origin.tracker_heard = true;
+            if let Some(agents) = agents {
+                origin.swarm_size = agents.min(MAX_SWARM_SIZE);
+            }
+        }
+        self.add_addresses(now, peers);
+        self.plan_origin(now);
+    }
+
+    /// A shoal agent connected to us or answered our dial, kept or not: the
+    /// swarm holds at least the agents we have seen.
+    pub(super) fn note_agent(&mut self, share_id: u64) {
+        if let Some(origin) = self.origin.as_mut() {
+            if origin.agents_seen.len() < MAX_AGENTS_SEEN {
+                origin.agents_seen.insert(share_id);
+            }
         }
     }
 
@@ -182,10 +247,19 @@ impl Swarm {
         }
         if self.peers.is_empty() {
             let settled = now.saturating_duration_since(origin.started) >= FIRST_PEERS_GRACE;
+            // Every agent of a flash crowd starts alone: were each to take
+            // a piece before its peers connect, a crowd of 1,000 would cost
+            // the origin four copies of a 64 MiB release in its first
+            // second. So a starting agent waits for the tracker's word and
+            // for the dials it started, up to the grace.
+            let peers_coming = !origin.tracker_heard || self.book.has_dials_ahead();
+            if !settled && peers_coming {
+                return;
+            }
             let target = if settled { ALONE_PIECES } else { 1 };
             let in_flight = pieces_in_flight(&origin.requests);
             for _ in in_flight..target {
-                if !self.fetch_from_origin(now, true) {
+                if !self.fetch_from_origin(now, OriginPick::Anything) {
                     return;
                 }
             }
@@ -197,12 +271,32 @@ impl Swarm {
         // Pieces no connected peer has go to their owner even once the
         // ceiling is spent: held back, they would end up fetched by
         // whoever stalls first, and more than once.
-        if self.fetch_from_origin(now, false) {
+        if self.fetch_from_origin(now, OriginPick::Unheld) {
             return;
+        }
+        if self.picker.any_piece_unheld() && self.claim_floor() > 0 && self.widen_claim(now) {
+            // Pieces nobody around us has for a while may have no owner
+            // anywhere: own more of them.
+            if self.fetch_from_origin(now, OriginPick::Unheld) {
+                return;
+            }
         }
         if self.link_idle() && self.stall_due(now, self.origin_budget_spent()) {
             let slow_crowd = self.peers.values().any(|p| p.wanted > 0);
-            if self.fetch_from_origin(now, true) {
+            // In a swarm much bigger than our view, every agent stalls at
+            // once at the start, and "anything" would be a copy per agent:
+            // there a stalled agent takes only a piece it owns, and owns
+            // more each time it comes up empty.
+            let scope = if self.claim_floor() > 0 {
+                OriginPick::Owned
+            } else {
+                OriginPick::Anything
+            };
+            let mut fetched = self.fetch_from_origin(now, scope);
+            if !fetched && scope == OriginPick::Owned && self.widen_claim(now) {
+                fetched = self.fetch_from_origin(now, OriginPick::Owned);
+            }
+            if fetched {
                 if let Some(origin) = self.origin.as_mut() {
                     origin.last_stall_fetch = Some(now);
                     if slow_crowd {
@@ -211,6 +305,33 @@ impl Swarm {
                 }
             }
         }
+    }
+
+    /// The least claim on a piece that makes it ours, besides being the
+    /// highest among the agents we know.
+    fn claim_floor(&self) -> u64 {
+        let Some(origin) = self.origin.as_ref() else {
+            return 0;
+        };
+        let known = self.sharers().len();
+        let claimers = CLAIMERS * f64::from(1u32 << origin.widenings.min(30));
+        let seen = origin.agents_seen.len() as u64 + 1;
+        claim_floor(claimers, known, origin.swarm_size.max(seen))
+    }
+
+    /// Doubles the owners per piece, at most once per wait. Returns whether
+    /// it did.
+    fn widen_claim(&mut self, now: Instant) -> bool {
+        let Some(origin) = self.origin.as_mut() else {
+            return false;
+        };
+        let since = origin.last_widening.unwrap_or(origin.started);
+        if now.saturating_duration_since(since) < WIDEN_WAIT {
+            return false;
+        }
+        origin.widenings = origin.widenings.saturating_add(1);
+        origin.last_widening = Some(now);
+        true
     }
 
     /// No request in flight to a peer that is sending: nothing is coming.
@@ -272,20 +393,21 @@ impl Swarm {
     /// when peers cannot supply it (`streaming`), else one we own that no
     /// connected peer has, or with `any_piece`, one we own, else the
     /// rarest. Returns whether a fetch started.
-    fn fetch_from_origin(&mut self, now: Instant, any_piece: bool) -> bool {
+    fn fetch_from_origin(&mut self, now: Instant, scope: OriginPick) -> bool {
         let Some(ours) = self.origin.as_ref().map(|o| o.share_id) else {
             return false;
         };
         let sharers = self.sharers();
+        let floor = self.claim_floor();
         let mine = |piece: u32| {
             let claim = origin_weight(ours, piece);
-            sharers.iter().all(|&s| origin_weight(s, piece) < claim)
+            claim >= floor && sharers.iter().all(|&s| origin_weight(s, piece) < claim)
         };
         let mut blocks = self.stream_piece_for_origin(now);
         if blocks.is_empty() {
             blocks = self
                 .picker
-                .pick_for_origin(ORIGIN, any_piece, mine, &mut self.rng);
+                .pick_for_origin(ORIGIN, scope, mine, &mut self.rng);
         }
         let Some(first) = blocks.first().copied() else {
             return false;

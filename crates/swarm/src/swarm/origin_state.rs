@@ -2,10 +2,14 @@
 //! decisions that use it are in `origin.rs`; the state stands apart so that
 //! `Swarm` can hold it without `origin.rs` and `mod.rs` importing each other.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::rate::RateMeter;
 use wire::BlockRef;
+
+/// Agents remembered for the swarm's size: 64 Ki share ids, about 3 MiB.
+pub(super) const MAX_AGENTS_SEEN: usize = 1 << 16;
 
 #[derive(Debug)]
 pub(super) struct Origin {
@@ -28,4 +32,17 @@ pub(super) struct Origin {
     pub(super) ceiling_bytes: Option<u64>,
     /// The swarm's origin bytes so far as the tracker last counted them.
     pub(super) swarm_bytes_reported: u64,
+    /// Agents in the swarm as the tracker last counted them (0: unknown).
+    pub(super) swarm_size: u64,
+    /// Share ids of the agents that connected to us or that we reached,
+    /// kept or not (at most [`MAX_AGENTS_SEEN`]): at the start of a flash
+    /// crowd the tracker's count is of those who came before us, and those
+    /// who come after find us.
+    pub(super) agents_seen: BTreeSet<u64>,
+    /// Whether a tracker answered yet (or there is none to wait for).
+    pub(super) tracker_heard: bool,
+    /// How often our claim on unheld pieces was widened because nothing
+    /// reached us or our peers: each doubles the owners per piece.
+    pub(super) widenings: u32,
+    pub(super) last_widening: Option<Instant>,
 }

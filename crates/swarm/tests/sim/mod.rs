@@ -426,7 +426,9 @@ impl Simulation {
                     .collect()
             }
         };
-        swarm.add_addresses(now, others);
+        // The tracker counts everyone who announced, this node included.
+        let agents = self.joined.len() as u64 + 1;
+        swarm.handle_tracker_answer(now, others, Some(agents));
         if let Tracker::Everyone = self.tracker {
             // On their next announce, every node hears of the newcomer.
             let addr = self.nodes[node].addr;
