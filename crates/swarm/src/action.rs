@@ -69,6 +69,12 @@ pub enum Action {
         length: u32,
         blocks: Vec<BlockRef>,
     },
+    /// Abandon the fetch of `piece` from the origin started by
+    /// `FetchFromOrigin`: a peer has it now, or another agent owns it.
+    /// Blocks of it that arrive anyway are refused.
+    CancelOriginFetch {
+        piece: u32,
+    },
     /// The origin will not be used any more; the text says why.
     OriginUnusable(String),
 }

@@ -397,3 +397,31 @@ fn a_tracker_that_inflates_the_swarm_only_delays_the_origin() {
     let &(_, when) = fetches.first().expect("the origin is used in the end");
     assert!(when.duration_since(now) <= secs(300), "{fetches:?}");
 }
+
+#[test]
+fn a_piece_fetched_from_the_origin_as_its_owner_is_abandoned_once_a_peer_has_it() {
+    let now = Instant::now();
+    let (mut leech, key) = with_origin(now, Message::HaveNone, 1);
+    leech.handle_tracker_answer(now, [], Some(2));
+    let fetches = origin_fetches(&mut leech, now, now + secs(1));
+    let &(piece, when) = fetches.first().expect("we own some of the 8 pieces");
+    // The other agent got the piece meanwhile (from a third): the origin
+    // need not send it again.
+    leech
+        .handle_message(when, key, &Message::Have { piece })
+        .unwrap();
+    leech.handle_timeout(when + secs(2));
+    let cancelled = actions(&mut leech)
+        .into_iter()
+        .any(|a| matches!(a, Action::CancelOriginFetch { piece: p } if p == piece));
+    assert!(cancelled, "the fetch of piece {piece} is abandoned");
+    let late = BlockRef {
+        piece,
+        offset: 0,
+        length: BLOCK,
+    };
+    assert!(
+        !leech.handle_origin_block(when + secs(2), late),
+        "a block of it that arrives anyway is refused"
+    );
+}

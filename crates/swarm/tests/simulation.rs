@@ -301,23 +301,23 @@ fn bounded_crowd(peers: usize, links: Links, origin: Origin, seed: u64) -> sim::
     report
 }
 
-// Measured at 120 peers: uniform links 1.49 origin copies, last 1.13 x
-// the bound; mixed links 1.70 copies, last 1.44 x; around a seeding
+// Measured at 120 peers: uniform links 1.21 origin copies, last 1.12 x
+// the bound; mixed links 1.25 copies, last 1.55 x; around a seeding
 // origin, 1.56 copies before the first peer finished, last 1.14 x (1.63,
 // 1.84 and 1.71 copies before claims were scaled to the swarm's size).
 // The origin planner's rule that each unheld piece belongs to one agent
 // holds only among agents that see each other; the claim floor scaled by
-// the tracker's count brings it back towards one owner per piece, but the
-// first agents of a crowd that arrives all at once hear a small count (of
-// those before them) and claim as if the swarm were small.
+// the swarm's size brings it back towards one owner per piece, and an
+// owner abandons its fetch once a peer has the piece. A seeding origin
+// is a peer like any other and not subject to the planner.
 #[test]
 fn a_crowd_of_neighbourhoods_finishes_near_the_bound() {
-    crowd_within(Links::Uniform, Origin::Web, 1, 1.65, 1.25);
+    crowd_within(Links::Uniform, Origin::Web, 1, 1.35, 1.25);
 }
 
 #[test]
 fn a_crowd_on_mixed_links_finishes() {
-    crowd_within(Links::Mixed, Origin::Web, 2, 1.9, 1.7);
+    crowd_within(Links::Mixed, Origin::Web, 2, 1.4, 1.8);
 }
 
 #[test]

@@ -168,6 +168,9 @@ pub(crate) struct Session {
     uploads: UploadCache,
     keep_seeding: bool,
     origin: Option<Arc<WebSeed>>,
+    /// Fetches from the origin under way, by piece, to abandon on the
+    /// swarm's word.
+    origin_fetches: HashMap<u32, tokio::task::AbortHandle>,
     finished: bool,
     started: Instant,
     events: mpsc::Sender<TorrentEvent>,
@@ -272,6 +275,7 @@ impl Session {
             uploads: UploadCache::default(),
             keep_seeding: setup.keep_seeding,
             origin: setup.origin,
+            origin_fetches: HashMap::new(),
             finished: setup.seeding,
             started: Instant::now(),
             events: setup.events,
@@ -314,6 +318,7 @@ impl Session {
                     length,
                     blocks,
                 } => self.fetch_from_origin(piece, offset, length, blocks),
+                Action::CancelOriginFetch { piece } => self.cancel_origin_fetch(piece),
                 Action::OriginUnusable(reason) => self.origin_unusable(&reason),
             }
         }

@@ -11,7 +11,7 @@ use super::{Internal, Session};
 
 impl Session {
     pub(super) fn fetch_from_origin(
-        &self,
+        &mut self,
         piece: u32,
         offset: u32,
         length: u32,
@@ -21,7 +21,7 @@ impl Session {
             return;
         };
         let internal = self.internal_tx.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let result = origin.fetch(piece, offset, length).await;
             let _ = internal
                 .send(Internal::OriginFetched {
@@ -31,6 +31,14 @@ impl Session {
                 })
                 .await;
         });
+        self.origin_fetches.insert(piece, task.abort_handle());
+    }
+
+    /// Drops the HTTP request: the origin stops sending what nobody needs.
+    pub(super) fn cancel_origin_fetch(&mut self, piece: u32) {
+        if let Some(task) = self.origin_fetches.remove(&piece) {
+            task.abort();
+        }
     }
 
     pub(super) fn origin_fetched(
@@ -40,6 +48,9 @@ impl Session {
         result: Result<Vec<u8>, WebSeedError>,
     ) {
         let now = self.now();
+        if let Some(first) = blocks.first() {
+            self.origin_fetches.remove(&first.piece);
+        }
         match result {
             Ok(data) => {
                 for block in blocks {

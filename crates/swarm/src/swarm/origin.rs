@@ -111,6 +111,7 @@ impl Swarm {
             swarm_bytes_reported: 0,
             swarm_size: 0,
             tracker_heard: false,
+            owned_fetch: None,
             agents_seen: BTreeSet::new(),
             widenings: 0,
             last_widening: None,
@@ -266,6 +267,7 @@ impl Swarm {
             return;
         }
         if !origin.requests.is_empty() {
+            self.drop_unowned_origin_fetch();
             return; // one piece at a time
         }
         // Pieces no connected peer has go to their owner even once the
@@ -379,6 +381,40 @@ impl Swarm {
         quiet_since.is_none_or(|t| now.saturating_duration_since(t) >= wait)
     }
 
+    fn claim(&self) -> Option<Claim> {
+        let ours = self.origin.as_ref()?.share_id;
+        Some(Claim {
+            ours,
+            sharers: self.sharers(),
+            floor: self.claim_floor(),
+        })
+    }
+
+    /// Abandons the piece we fetch as its owner once a connected peer has
+    /// it or it is no longer ours (an agent with a higher claim connected,
+    /// or the swarm turned out larger): in a flash crowd whose agents
+    /// arrive together, the first hear a small count and claim widely.
+    fn drop_unowned_origin_fetch(&mut self) {
+        let Some(piece) = self.origin.as_ref().and_then(|o| o.owned_fetch) else {
+            return;
+        };
+        let held = self.peers.values().any(|p| p.pieces.get(piece));
+        if !held && self.claim().is_some_and(|c| c.owns(piece)) {
+            return;
+        }
+        let Some(origin) = self.origin.as_mut() else {
+            return;
+        };
+        origin.owned_fetch = None;
+        let (dropped, kept) = origin.requests.drain(..).partition(|b| b.piece == piece);
+        origin.requests = kept;
+        let dropped: Vec<BlockRef> = dropped;
+        for block in dropped {
+            self.picker.abort_request(ORIGIN, block);
+        }
+        self.actions.push_back(Action::CancelOriginFetch { piece });
+    }
+
     /// Share ids of the connected agents that may fetch from the origin
     /// (seeds fetch nothing, so they own nothing).
     fn sharers(&self) -> Vec<u64> {
@@ -394,20 +430,18 @@ impl Swarm {
     /// connected peer has, or with `any_piece`, one we own, else the
     /// rarest. Returns whether a fetch started.
     fn fetch_from_origin(&mut self, now: Instant, scope: OriginPick) -> bool {
-        let Some(ours) = self.origin.as_ref().map(|o| o.share_id) else {
+        let Some(claim) = self.claim() else {
             return false;
         };
-        let sharers = self.sharers();
-        let floor = self.claim_floor();
-        let mine = |piece: u32| {
-            let claim = origin_weight(ours, piece);
-            claim >= floor && sharers.iter().all(|&s| origin_weight(s, piece) < claim)
-        };
         let mut blocks = self.stream_piece_for_origin(now);
-        if blocks.is_empty() {
-            blocks = self
-                .picker
-                .pick_for_origin(ORIGIN, scope, mine, &mut self.rng);
+        let streamed = !blocks.is_empty();
+        if !streamed {
+            blocks = self.picker.pick_for_origin(
+                ORIGIN,
+                scope,
+                |piece| claim.owns(piece),
+                &mut self.rng,
+            );
         }
         let Some(first) = blocks.first().copied() else {
             return false;
@@ -415,6 +449,7 @@ impl Swarm {
         let length = blocks.iter().map(|b| b.length).sum();
         if let Some(origin) = self.origin.as_mut() {
             origin.requests.extend(blocks.iter().copied());
+            origin.owned_fetch = (!streamed && scope == OriginPick::Unheld).then_some(first.piece);
         }
         self.actions.push_back(Action::FetchFromOrigin {
             piece: first.piece,
@@ -423,6 +458,25 @@ impl Swarm {
             blocks,
         });
         true
+    }
+}
+
+/// Which unheld pieces are ours, as we see the swarm now.
+struct Claim {
+    ours: u64,
+    /// The share ids of the agents we know that may fetch.
+    sharers: Vec<u64>,
+    floor: u64,
+}
+
+impl Claim {
+    fn owns(&self, piece: u32) -> bool {
+        let claim = origin_weight(self.ours, piece);
+        claim >= self.floor
+            && self
+                .sharers
+                .iter()
+                .all(|&s| origin_weight(s, piece) < claim)
     }
 }
 

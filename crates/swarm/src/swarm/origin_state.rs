@@ -39,6 +39,9 @@ pub(super) struct Origin {
     /// crowd the tracker's count is of those who came before us, and those
     /// who come after find us.
     pub(super) agents_seen: BTreeSet<u64>,
+    /// The piece of the fetch under way, if we fetch it as its owner (it
+    /// is abandoned once a peer has it or it is no longer ours).
+    pub(super) owned_fetch: Option<u32>,
     /// Whether a tracker answered yet (or there is none to wait for).
     pub(super) tracker_heard: bool,
     /// How often our claim on unheld pieces was widened because nothing

@@ -570,6 +570,15 @@ impl Simulation {
                     }
                     self.pump_uplink(origin);
                 }
+                Action::CancelOriginFetch { piece } => {
+                    // Blocks still queued at the origin are never sent;
+                    // one already on the wire arrives and is refused.
+                    let origin = self.origin_node().expect("a fetch needs an origin");
+                    self.nodes[origin].control.retain(|q| {
+                        q.key != PeerKey(node as u32)
+                            || !matches!(q.message, SimMessage::OriginBlock { block } if block.piece == piece)
+                    });
+                }
                 Action::OriginUnusable(reason) => {
                     panic!("node {node} dropped the origin: {reason}")
                 }
