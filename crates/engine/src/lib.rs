@@ -13,6 +13,7 @@ mod events;
 pub mod http_body;
 mod http_client;
 mod rate_limit;
+mod read_cursors;
 mod reader;
 mod session;
 mod settings;
@@ -407,8 +408,8 @@ impl Engine {
         let (events_tx, events_rx) = mpsc::channel(256);
         let (verified_tx, verified_rx) = watch::channel(swarm.have().clone());
         let store = Arc::new(store);
-        let (read_reports_tx, read_reports) = mpsc::unbounded_channel();
-        let reader = PieceReader::new(store.clone(), verified_rx, read_reports_tx);
+        let (read_cursors, read_watch) = read_cursors::read_cursors();
+        let reader = PieceReader::new(store.clone(), verified_rx, read_cursors);
         let setup = SessionSetup {
             torrent,
             store,
@@ -430,7 +431,7 @@ impl Engine {
         let shared = Arc::downgrade(&self.shared);
         let control = internal_tx.clone();
         tokio::spawn(async move {
-            Session::run(setup, read_reports, internal_tx, internal_rx).await;
+            Session::run(setup, read_watch, internal_tx, internal_rx).await;
             if let Some(shared) = shared.upgrade() {
                 shared
                     .routes

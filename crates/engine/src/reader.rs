@@ -10,17 +10,19 @@
 //! as zeros). A mismatch is retried a while (the rename completes) and is
 //! an error after, never bytes.
 //!
-//! Each reader also reports where it reads next to the session
-//! ([`ReadReport`]), which fetches the pieces ahead of it first
-//! (`swarm::Swarm::set_stream_cursor`); a clone is a reader of its own.
+//! Each reader also tells the session where it reads next (its slot in
+//! `read_cursors`, the latest offset only), and the session fetches the
+//! pieces ahead of it first (`swarm::Swarm::set_stream_cursor`); a clone
+//! is a reader of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use meta::Torrent;
 use swarm::Bitfield;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use crate::read_cursors::ReadCursors;
 use crate::storage::{PieceStore, StorageError};
 
 /// Why a read of verified bytes failed.
@@ -49,32 +51,23 @@ pub enum ReadError {
 const MOVE_RETRIES: u32 = 250;
 const MOVE_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// What a reader tells its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReadReport {
-    /// Reader `id` reads torrent byte `offset` next.
-    At { id: u64, offset: u64 },
-    /// Reader `id` is gone.
-    Gone { id: u64 },
-}
-
 /// Identifies readers within the process.
 static NEXT_READER: AtomicU64 = AtomicU64::new(1);
 
-/// One reader's link to its session.
+/// One reader's slot on its session's board of read positions.
 #[derive(Debug)]
 struct Cursor {
     id: u64,
-    reports: mpsc::UnboundedSender<ReadReport>,
+    board: Arc<ReadCursors>,
     /// The last offset reported.
     reported: Option<u64>,
 }
 
 impl Cursor {
-    fn new(reports: mpsc::UnboundedSender<ReadReport>) -> Cursor {
+    fn new(board: Arc<ReadCursors>) -> Cursor {
         Cursor {
             id: NEXT_READER.fetch_add(1, Ordering::Relaxed),
-            reports,
+            board,
             reported: None,
         }
     }
@@ -83,10 +76,7 @@ impl Cursor {
         if self.reported != Some(offset) {
             self.reported = Some(offset);
             // A stopped session hears nothing; the read goes on regardless.
-            let _ = self.reports.send(ReadReport::At {
-                id: self.id,
-                offset,
-            });
+            self.board.set(self.id, offset);
         }
     }
 }
@@ -94,7 +84,7 @@ impl Cursor {
 impl Drop for Cursor {
     fn drop(&mut self) {
         if self.reported.is_some() {
-            let _ = self.reports.send(ReadReport::Gone { id: self.id });
+            self.board.remove(self.id);
         }
     }
 }
@@ -115,7 +105,7 @@ impl Clone for PieceReader {
         PieceReader {
             store: self.store.clone(),
             verified: self.verified.clone(),
-            cursor: Cursor::new(self.cursor.reports.clone()),
+            cursor: Cursor::new(self.cursor.board.clone()),
             checked: None,
         }
     }
@@ -125,12 +115,12 @@ impl PieceReader {
     pub(crate) fn new(
         store: Arc<PieceStore>,
         verified: watch::Receiver<Bitfield>,
-        reports: mpsc::UnboundedSender<ReadReport>,
+        board: Arc<ReadCursors>,
     ) -> PieceReader {
         PieceReader {
             store,
             verified,
-            cursor: Cursor::new(reports),
+            cursor: Cursor::new(board),
             checked: None,
         }
     }

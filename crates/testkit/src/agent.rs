@@ -166,6 +166,19 @@ pub fn start_seed(
     publisher: &str,
     deadline: Instant,
 ) -> (Proc, Value) {
+    start_seed_with(scene, name, torrent, data, publisher, &[], deadline)
+}
+
+/// [`start_seed`] with more `shoal seed` flags (`--max-up`).
+pub fn start_seed_with(
+    scene: &Scene,
+    name: &str,
+    torrent: &Path,
+    data: &Path,
+    publisher: &str,
+    extra: &[&str],
+    deadline: Instant,
+) -> (Proc, Value) {
     let mut seed = scene.spawn(
         name,
         shoal()
@@ -173,7 +186,8 @@ pub fn start_seed(
             .arg(torrent)
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--json", "--trust", publisher]),
+            .args(["--listen", "127.0.0.1:0", "--json", "--trust", publisher])
+            .args(extra),
     );
     let started = seed.wait_started(deadline);
     (seed, started)

@@ -44,7 +44,7 @@ use crate::announcer::{self, AnnounceSetup, Totals};
 use crate::connection::{ConnContext, ConnEvent, ConnId, ConnectError, WriterCmd};
 use crate::events::TorrentEvent;
 use crate::rate_limit::RateLimiter;
-use crate::reader::ReadReport;
+use crate::read_cursors::{ReadCursorWatch, ReadReport};
 use crate::resume::ResumeState;
 use crate::settings::EngineSettings;
 use crate::storage::PieceStore;
@@ -180,11 +180,11 @@ pub(crate) struct Session {
 
 impl Session {
     /// Runs the session to its end. `internal_rx` also receives incoming
-    /// connections routed here by the engine's listener; `read_reports`
+    /// connections routed here by the engine's listener; `read_cursors`
     /// says where the release's readers read (streaming priority).
     pub(crate) async fn run(
         setup: SessionSetup,
-        mut read_reports: mpsc::UnboundedReceiver<ReadReport>,
+        mut read_cursors: ReadCursorWatch,
         internal_tx: mpsc::Sender<Internal>,
         mut internal_rx: mpsc::Receiver<Internal>,
     ) {
@@ -210,7 +210,11 @@ impl Session {
                 }
                 Some(answer) = answers_rx.recv() => session.on_tracker_answer(answer),
                 Some(warning) = warnings_rx.recv() => session.emit(TorrentEvent::Warning(warning)),
-                Some(report) = read_reports.recv() => session.on_read_report(report),
+                () = read_cursors.changed() => {
+                    for report in read_cursors.changes() {
+                        session.on_read_report(report);
+                    }
+                }
                 _ = tokio::time::sleep_until(wake) => session.swarm.handle_timeout(Instant::now()),
                 _ = progress_tick.tick() => session.report_progress(),
                 _ = resume_tick.tick() => session.save_resume_if_needed(),
