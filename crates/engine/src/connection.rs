@@ -199,10 +199,13 @@ pub(crate) struct ConnContext {
     pub keepalive_interval: Duration,
 }
 
-/// The reserved bits we send: the fast extension (BEP 6).
+/// The reserved bits we send: the fast extension (BEP 6), and the
+/// extension protocol (BEP 10), whose handshake tells peers how many
+/// requests we queue (the swarm sends it).
 pub(crate) fn our_reserved() -> Reserved {
     let mut reserved = Reserved([0; 8]);
     reserved.set_fast(true);
+    reserved.set_extension_protocol(true);
     reserved
 }
 

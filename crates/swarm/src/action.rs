@@ -20,6 +20,8 @@ pub enum Outgoing {
     Cancel(BlockRef),
     /// BEP 6: we will not serve this request.
     Reject(BlockRef),
+    /// BEP 10: our extension handshake, bencoded.
+    ExtensionHandshake(Vec<u8>),
 }
 
 impl Outgoing {
@@ -39,6 +41,10 @@ impl Outgoing {
             Outgoing::Request(block) => Message::Request(*block),
             Outgoing::Cancel(block) => Message::Cancel(*block),
             Outgoing::Reject(block) => Message::Reject(*block),
+            Outgoing::ExtensionHandshake(payload) => Message::Extended {
+                id: wire::EXTENSION_HANDSHAKE_ID,
+                payload,
+            },
         }
     }
 }

@@ -425,3 +425,75 @@ fn a_piece_fetched_from_the_origin_as_its_owner_is_abandoned_once_a_peer_has_it(
         "a block of it that arrives anyway is refused"
     );
 }
+
+/// A client that pipelines by its rate (Transmission 3.00 asks for 10 s
+/// worth) sent four requests per block to a lone seed: every one past our
+/// upload queue was rejected and asked again. BEP 10's `reqq` tells it how
+/// many we queue, and the queue holds to it.
+#[test]
+fn a_peer_with_the_extension_protocol_hears_how_many_requests_we_queue() {
+    let now = Instant::now();
+    let queue = SwarmSettings::default().max_upload_queue;
+    let pieces = 64;
+    let mut seed = swarm(id(b'a'), Bitfield::full(pieces), pieces, 512 * 1024, now);
+    seed.handle_peer_connected(now, addr(6882), false, caps(id(b'c')))
+        .unwrap();
+    let mut extended = caps(id(b'b'));
+    extended.extended = true;
+    let key = seed
+        .handle_peer_connected(now, addr(6881), false, extended)
+        .unwrap();
+    let sent = actions(&mut seed);
+    let handshakes: Vec<(PeerKey, &Vec<u8>)> = sent
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(k, Outgoing::ExtensionHandshake(payload)) => Some((*k, payload)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handshakes.len(), 1, "only the peer with the bit: {sent:?}");
+    let (to, payload) = handshakes[0];
+    assert_eq!(to, key);
+    let first_to_key = sent
+        .iter()
+        .find(|a| matches!(a, Action::Send(k, _) if *k == key));
+    assert!(
+        matches!(
+            first_to_key,
+            Some(Action::Send(_, Outgoing::ExtensionHandshake(_)))
+        ),
+        "BEP 10: the extension handshake comes first, got {first_to_key:?}"
+    );
+    let handshake = wire::ExtensionHandshake::decode(payload).unwrap();
+    assert_eq!(handshake.request_queue, Some(queue as u32));
+    assert!(
+        handshake.messages.is_empty(),
+        "we offer no extension messages"
+    );
+
+    seed.handle_message(now, key, &Message::HaveNone).unwrap();
+    seed.handle_message(now, key, &Message::Interested).unwrap();
+    actions(&mut seed);
+    let blocks_per_piece = 512 * 1024 / BLOCK;
+    let block = |index: usize| BlockRef {
+        piece: (index as u32) / blocks_per_piece,
+        offset: ((index as u32) % blocks_per_piece) * BLOCK,
+        length: BLOCK,
+    };
+    for index in 0..=queue {
+        seed.handle_message(now, key, &Message::Request(block(index)))
+            .unwrap();
+    }
+    let rejected: Vec<BlockRef> = actions(&mut seed)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send(k, Outgoing::Reject(b)) if k == key => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![block(queue)],
+        "the first reqq requests queue, the next is rejected"
+    );
+}

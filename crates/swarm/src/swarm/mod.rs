@@ -225,6 +225,12 @@ impl Swarm {
         }
         let key = PeerKey(self.next_key);
         self.next_key += 1;
+        if caps.extended {
+            self.actions.push_back(Action::Send(
+                key,
+                Outgoing::ExtensionHandshake(self.extension_handshake()),
+            ));
+        }
         let have = self.picker.have();
         let hiding = self.initial_seeding_active();
         let first = if hiding {
@@ -249,6 +255,21 @@ impl Swarm {
         // A free upload slot need not wait for the next choker round.
         self.next_choke = self.next_choke.min(now + Duration::from_millis(100));
         Ok(key)
+    }
+
+    /// Our BEP 10 handshake: no extension messages, and `reqq`, how many
+    /// requests we queue. A client that pipelines by its rate (Transmission
+    /// asks for 10 s worth, 7,600 blocks at 12.5 MB/s) otherwise sends more
+    /// than we queue, and every request past the queue is rejected and sent
+    /// again: measured, four requests per block a Transmission downloader
+    /// got from a lone seed.
+    fn extension_handshake(&self) -> Vec<u8> {
+        let queue = u32::try_from(self.settings.max_upload_queue).unwrap_or(u32::MAX);
+        wire::ExtensionHandshake {
+            request_queue: Some(queue),
+            ..Default::default()
+        }
+        .encode()
     }
 
     /// Refuses a connection whose twin stays, or drops the twin it replaces.
