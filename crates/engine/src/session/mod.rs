@@ -32,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use meta::layout::PieceVerdict;
 use meta::Torrent;
 use swarm::{Action, Bitfield, Swarm};
@@ -98,6 +99,20 @@ struct Conn {
     key: swarm::PeerKey,
     addr: SocketAddr,
     writer: mpsc::UnboundedSender<WriterCmd>,
+    /// Encoded messages not yet handed to the writer.
+    outbox: Vec<u8>,
+}
+
+impl Conn {
+    /// Hands the queued messages to the writer; blocks must not overtake
+    /// them, so this runs before a block is queued too.
+    fn flush_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            let _ = self
+                .writer
+                .send(WriterCmd::Bytes(std::mem::take(&mut self.outbox)));
+        }
+    }
 }
 
 /// Pieces being downloaded, by index, each as long as its piece, and
@@ -118,9 +133,11 @@ struct Assembly {
 #[derive(Debug, Default)]
 struct UploadCache {
     /// Recently read pieces, newest last.
-    pieces: VecDeque<(u32, Arc<Vec<u8>>)>,
+    pieces: VecDeque<(u32, Bytes)>,
     /// Pieces being read, and the blocks waiting for them.
     reading: HashMap<u32, Vec<(ConnId, BlockRef)>>,
+    /// Buffers of pieces dropped from the cache, for the next reads.
+    spare: Vec<Vec<u8>>,
 }
 
 /// Everything a session starts from.
@@ -160,6 +177,8 @@ pub(crate) struct Session {
     handshake: Handshake,
     conns: HashMap<ConnId, Conn>,
     keys: HashMap<swarm::PeerKey, ConnId>,
+    /// Connections with messages in their outbox.
+    outbox_pending: Vec<swarm::PeerKey>,
     next_conn: ConnId,
     conn_tx: mpsc::Sender<ConnEvent>,
     internal_tx: mpsc::Sender<Internal>,
@@ -271,6 +290,7 @@ impl Session {
             handshake: setup.handshake,
             conns: HashMap::new(),
             keys: HashMap::new(),
+            outbox_pending: Vec::new(),
             next_conn: 0,
             conn_tx,
             internal_tx,
@@ -299,10 +319,15 @@ impl Session {
     }
 
     fn carry_out_actions(&mut self) {
+        self.carry_out_swarm_actions();
+        self.flush_outboxes();
+    }
+
+    fn carry_out_swarm_actions(&mut self) {
         while let Some(action) = self.swarm.poll_action() {
             match action {
                 Action::Connect(addr) => self.dial(addr),
-                Action::Send(key, message) => self.send(key, message.to_message().encode()),
+                Action::Send(key, message) => self.send(key, &message.to_message()),
                 Action::Disconnect(key, reason) => {
                     tracing::debug!(peer = ?self.conn_of(key).map(|c| c.addr), ?reason, "disconnecting");
                     self.close(key);

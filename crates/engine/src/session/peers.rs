@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 
 use swarm::{PeerCaps, PeerKey};
 use tokio::net::TcpStream;
-use wire::Handshake;
+use wire::{Handshake, Message};
 
 use crate::announcer::TrackerAnswer;
-use crate::connection::{self, ConnEvent, WriterCmd};
+use crate::connection::{self, ConnEvent, Incoming};
 use crate::SHOAL_PEER_ID_PREFIX;
 
 use super::{Conn, Internal, Session};
@@ -38,9 +38,26 @@ impl Session {
         });
     }
 
-    pub(super) fn send(&self, key: PeerKey, bytes: Vec<u8>) {
-        if let Some(conn) = self.conn_of(key) {
-            let _ = conn.writer.send(WriterCmd::Bytes(bytes));
+    /// Queues `message` for `key`. Messages wait in the connection's
+    /// outbox until the session's actions are carried out, and then go to
+    /// its writer together (`flush_outboxes`): one hop per batch of
+    /// requests, not one per request.
+    pub(super) fn send(&mut self, key: PeerKey, message: &Message<'_>) {
+        let Some(conn) = self.keys.get(&key).and_then(|id| self.conns.get_mut(id)) else {
+            return;
+        };
+        message.encode_into(&mut conn.outbox);
+        if !self.outbox_pending.contains(&key) {
+            self.outbox_pending.push(key);
+        }
+    }
+
+    /// Hands every connection's queued messages to its writer.
+    pub(super) fn flush_outboxes(&mut self) {
+        for key in std::mem::take(&mut self.outbox_pending) {
+            if let Some(conn) = self.keys.get(&key).and_then(|id| self.conns.get_mut(id)) {
+                conn.flush_outbox();
+            }
         }
     }
 
@@ -78,7 +95,16 @@ impl Session {
                 self.next_conn += 1;
                 let _ = stream.set_nodelay(true);
                 let writer = connection::start(stream, id, self.conn_context.clone());
-                self.conns.insert(id, Conn { key, addr, writer });
+                let outbox = Vec::new();
+                self.conns.insert(
+                    id,
+                    Conn {
+                        key,
+                        addr,
+                        writer,
+                        outbox,
+                    },
+                );
                 self.keys.insert(key, id);
             }
             Err(reason) => tracing::debug!(%addr, ?reason, "refused peer"),
@@ -88,22 +114,28 @@ impl Session {
     pub(super) fn on_conn_event(&mut self, event: ConnEvent) {
         let now = self.now();
         match event {
-            ConnEvent::Message { conn, message } => {
-                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
-                    return;
-                };
-                if let Err(violation) = self.swarm.handle_message(now, key, &message.message()) {
-                    tracing::info!(%violation, "closing connection");
-                }
-            }
-            ConnEvent::Block { conn, block, data } => {
-                let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
-                    return;
-                };
-                match self.swarm.handle_block(now, key, block) {
-                    Ok(true) => self.buffer(block, &data),
-                    Ok(false) => {}
-                    Err(violation) => tracing::info!(%violation, "closing connection"),
+            ConnEvent::Received { conn, items } => {
+                for item in items {
+                    // A violation may close the connection mid-batch: the
+                    // rest of its messages are then dropped.
+                    let Some(key) = self.conns.get(&conn).map(|c| c.key) else {
+                        return;
+                    };
+                    match item {
+                        Incoming::Message(message) => {
+                            let message = message.message();
+                            if let Err(violation) = self.swarm.handle_message(now, key, &message) {
+                                tracing::info!(%violation, "closing connection");
+                            }
+                        }
+                        Incoming::Block { block, data } => {
+                            match self.swarm.handle_block(now, key, block) {
+                                Ok(true) => self.buffer(block, &data),
+                                Ok(false) => {}
+                                Err(violation) => tracing::info!(%violation, "closing connection"),
+                            }
+                        }
+                    }
                 }
             }
             ConnEvent::BlockSent {

@@ -3,8 +3,7 @@
 //! disk and keeps the recent ones, because peers ask for a piece's blocks
 //! in a row and one read then serves many requests.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use swarm::PeerKey;
 use wire::BlockRef;
 
@@ -17,8 +16,11 @@ use super::{Internal, Session, UploadCache};
 /// Memory for whole pieces read to serve uploads.
 const UPLOAD_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+/// Buffers of pieces dropped from the cache, kept for the next reads.
+const SPARE_BUFFERS: usize = 4;
+
 impl UploadCache {
-    fn get(&self, piece: u32) -> Option<Arc<Vec<u8>>> {
+    fn get(&self, piece: u32) -> Option<Bytes> {
         self.pieces
             .iter()
             .find(|(p, _)| *p == piece)
@@ -26,13 +28,20 @@ impl UploadCache {
     }
 
     /// Keeps `data`, dropping the oldest pieces past the memory budget.
-    fn insert(&mut self, piece: u32, data: Arc<Vec<u8>>) {
+    fn insert(&mut self, piece: u32, data: Bytes) {
         let mut cached: usize = self.pieces.iter().map(|(_, d)| d.len()).sum();
         while cached + data.len() > UPLOAD_CACHE_BYTES {
             let Some((_, old)) = self.pieces.pop_front() else {
                 break;
             };
             cached -= old.len();
+            // Its memory serves the next read unless a block of it is
+            // still on its way to a peer.
+            if self.spare.len() < SPARE_BUFFERS {
+                if let Ok(buffer) = old.try_into_mut() {
+                    self.spare.push(buffer.into());
+                }
+            }
         }
         self.pieces.push_back((piece, data));
     }
@@ -53,26 +62,27 @@ impl Session {
                 return;
             };
             match self.uploads.get(block.piece) {
-                Some(data) => self.send_block(id, block, &data),
+                Some(piece) => self.send_block(id, block, &piece),
                 None => self.read_piece(id, block),
             }
         }
     }
 
-    fn send_block(&mut self, id: ConnId, block: BlockRef, piece: &[u8]) {
-        let Some(conn) = self.conns.get(&id) else {
+    /// Queues a block to the connection's writer: a view into the piece
+    /// read from the disk, not a copy.
+    fn send_block(&mut self, id: ConnId, block: BlockRef, piece: &Bytes) {
+        let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let range = block.offset as usize..(block.offset + block.length) as usize;
-        match piece.get(range) {
-            Some(data) => {
-                let _ = conn.writer.send(WriterCmd::Block {
-                    block,
-                    data: data.to_vec(),
-                });
-            }
-            None => self.swarm.handle_upload_dropped(conn.key),
+        let start = block.offset as usize;
+        let end = start.saturating_add(block.length as usize);
+        if end > piece.len() {
+            self.swarm.handle_upload_dropped(conn.key);
+            return;
         }
+        conn.flush_outbox();
+        let data = piece.slice(start..end);
+        let _ = conn.writer.send(WriterCmd::Block { block, data });
     }
 
     /// Reads a whole piece for `block`, once however many blocks wait for it.
@@ -85,9 +95,10 @@ impl Session {
         let store = self.store.clone();
         let internal = self.internal_tx.clone();
         let piece = block.piece;
+        let buffer = self.uploads.spare.pop().unwrap_or_default();
         tokio::spawn(async move {
             let length = store.layout().piece_len(piece);
-            let result = blocking(move || store.read_block(piece, 0, length)).await;
+            let result = blocking(move || store.read_block_into(piece, 0, length, buffer)).await;
             let _ = internal.send(Internal::PieceRead { piece, result }).await;
         });
     }
@@ -96,7 +107,7 @@ impl Session {
         let waiting = self.uploads.reading.remove(&piece).unwrap_or_default();
         match result {
             Ok(data) => {
-                let data = Arc::new(data);
+                let data = Bytes::from(data);
                 for (id, block) in waiting {
                     self.send_block(id, block, &data);
                 }

@@ -171,20 +171,35 @@ impl PieceStore {
         offset: u32,
         length: u32,
     ) -> Result<Vec<u8>, StorageError> {
+        self.read_block_into(piece, offset, length, Vec::new())
+    }
+
+    /// [`PieceStore::read_block`] into `buffer`, a spare one from an
+    /// earlier read: it is overwritten, not zeroed first, and a seed that
+    /// reads piece after piece does not ask the allocator (and the kernel,
+    /// page by page) for fresh memory each time.
+    pub fn read_block_into(
+        &self,
+        piece: u32,
+        offset: u32,
+        length: u32,
+        mut buffer: Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
         let spans = self.block_spans(piece, offset, length)?;
         if !self.seed.is_active() {
-            return self.read_spans(&spans, offset, length);
+            self.read_spans(&spans, offset, length, &mut buffer)?;
+            return Ok(buffer);
         }
         // The epoch is taken before the health: a change recorded in
         // between would otherwise go unseen.
         let epoch = self.seed.epoch();
         let mut changed = None;
         if self.seed.is_good(piece) {
-            let data = self.read_spans(&spans, offset, length)?;
+            self.read_spans(&spans, offset, length, &mut buffer)?;
             // Stat after reading: a change before or during the read shows.
             changed = self.note_changes(piece)?;
             if self.seed.epoch() == epoch {
-                return Ok(data);
+                return Ok(buffer);
             }
         } else if self.seed.is_bad(piece) {
             // Known bad and unchanged since: refuse without hashing again,
@@ -194,11 +209,14 @@ impl PieceStore {
                 return Err(self.piece_changed(piece, changed));
             }
         }
-        let (data, verdict, changed_now) = self.verify_piece(piece)?;
+        let (verdict, changed_now) = self.verify_piece(piece, &mut buffer)?;
         if !verdict.ok {
             return Err(self.piece_changed(piece, changed.or(changed_now)));
         }
-        Ok(data[offset as usize..(offset + length) as usize].to_vec())
+        if offset == 0 && buffer.len() == length as usize {
+            return Ok(buffer);
+        }
+        Ok(buffer[offset as usize..(offset + length) as usize].to_vec())
     }
 
     /// Reads the whole piece (padding as zeros) and checks it against the
@@ -211,7 +229,11 @@ impl PieceStore {
                 length: 0,
             });
         }
-        Ok(self.verify_piece(piece)?.1)
+        // Each checking thread reuses one buffer for all its pieces.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUFFER.with_borrow_mut(|buffer| Ok(self.verify_piece(piece, buffer)?.0))
     }
 
     /// Checks a piece assembled in memory (padding as zeros) against the
@@ -309,26 +331,41 @@ impl PieceStore {
             .collect())
     }
 
-    /// Reads `length` bytes at `offset` of a piece: zeros where no file
-    /// stores data, where a download has not written yet, or past the end
-    /// of a truncated file (which seeding notices from its stamp).
+    /// Reads `length` bytes at `offset` of a piece into `data`: zeros where
+    /// no file stores data, where a download has not written yet, or past
+    /// the end of a truncated file (which seeding notices from its stamp).
+    /// `data` may hold an earlier read: every byte is overwritten, by the
+    /// files or by zeros.
     fn read_spans(
         &self,
         spans: &[(FileSpan, std::ops::Range<u32>)],
         offset: u32,
         length: u32,
-    ) -> Result<Vec<u8>, StorageError> {
-        let mut data = vec![0u8; length as usize];
+        data: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let length = length as usize;
+        data.truncate(length);
+        // Zeros only what a shorter buffer lacks.
+        data.resize(length, 0);
+        // Bytes before `written` have been read or zeroed.
+        let mut written = 0;
         for (span, range) in spans {
             let Some(file) = self.files.get(&self.torrent, span.file, Access::Read)? else {
                 continue;
             };
+            let (start, end) = (
+                (range.start - offset) as usize,
+                (range.end - offset) as usize,
+            );
+            zero(data, written..start);
             let at = span.file_offset + u64::from(range.start - span.piece_offset);
-            let buf = &mut data[(range.start - offset) as usize..(range.end - offset) as usize];
-            platform::read_full_at(&file, buf, at)
+            let read = platform::read_full_at(&file, &mut data[start..end], at)
                 .map_err(|e| StorageError::io(&self.file_path(span.file), "read", e))?;
+            zero(data, start.saturating_add(read)..end);
+            written = end;
         }
-        Ok(data)
+        zero(data, written..length);
+        Ok(())
     }
 
     /// Reads and checks a whole piece. While seeding, first records any
@@ -337,7 +374,8 @@ impl PieceStore {
     fn verify_piece(
         &self,
         piece: u32,
-    ) -> Result<(Vec<u8>, PieceVerdict, Option<usize>), StorageError> {
+        data: &mut Vec<u8>,
+    ) -> Result<(PieceVerdict, Option<usize>), StorageError> {
         let length = self.layout.piece_len(piece);
         let spans = self.block_spans(piece, 0, length)?;
         let guarding = self.seed.is_active();
@@ -347,12 +385,12 @@ impl PieceStore {
             None
         };
         let epoch = self.seed.epoch();
-        let data = self.read_spans(&spans, 0, length)?;
-        let verdict = self.check_data(piece, &data);
+        self.read_spans(&spans, 0, length, data)?;
+        let verdict = self.check_data(piece, data);
         if guarding {
             self.seed.record_verdict(piece, verdict.ok, epoch);
         }
-        Ok((data, verdict, changed))
+        Ok((verdict, changed))
     }
 
     /// Stats the files of `piece` through their open handles and records
@@ -408,5 +446,12 @@ impl PieceStore {
             stamps[index] = Some(Stamp::of(&metadata));
         }
         Ok(stamps)
+    }
+}
+
+/// Zeros `range` of `data`, if there is such a range.
+fn zero(data: &mut [u8], range: std::ops::Range<usize>) {
+    if let Some(bytes) = data.get_mut(range) {
+        bytes.fill(0);
     }
 }

@@ -243,6 +243,15 @@ fn pad_bytes_read_as_zeros_and_are_never_stored() {
     let mixed = store.read_block(0, 16_384, BLOCK).unwrap();
     assert_eq!(mixed[..3_616], piece[16_384..20_000]);
     assert!(mixed[3_616..].iter().all(|&b| b == 0));
+    // A spare buffer full of an earlier read's bytes reads the same: the
+    // pad and the part past the file are zeroed, not left as they were.
+    for stale in [vec![0xaa; 65_536], vec![0xbb; 100], vec![0xcc; 100_000]] {
+        let reused = store.read_block_into(0, 16_384, BLOCK, stale).unwrap();
+        assert_eq!(reused, mixed);
+        let whole = store.read_block_into(0, 0, 65_536, reused).unwrap();
+        assert_eq!(whole[..20_000], piece[..20_000]);
+        assert!(whole[20_000..].iter().all(|&b| b == 0));
+    }
     assert!(store.check_piece(0).unwrap().ok);
     let a_bin = store.file_path(
         torrent

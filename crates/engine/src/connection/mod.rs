@@ -1,7 +1,8 @@
 //! One peer connection on tokio: the handshake, then a reader task that
 //! frames and decodes messages with the `wire` codec (once: the session
-//! gets them decoded) and a writer task that sends what the session
-//! queues. Neither decides anything; the session's `Swarm` does. Both work
+//! gets them decoded, one read's worth per hop, blocks not copied) and a
+//! writer task that sends what the session queues (blocks not copied
+//! either, several per vectored write). Neither decides anything; the session's `Swarm` does. Both work
 //! on TCP halves; another transport (uTP, say) would hand them its own
 //! halves and report the same `ConnEvent`s.
 //!
@@ -13,15 +14,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use wire::{
-    BlockRef, DecodeLimits, Decoded, Handshake, Message, Reserved, WireError, HANDSHAKE_LEN,
-};
+use wire::{BlockRef, DecodeLimits, Decoded, Handshake, Reserved, WireError, HANDSHAKE_LEN};
 
 use crate::rate_limit::RateLimiter;
+
+mod incoming;
+mod outgoing;
+
+pub(crate) use incoming::Incoming;
+use outgoing::Outgoing;
 
 /// Identifies a connection within a session, before and after the swarm
 /// gives it a `PeerKey`.
@@ -77,15 +83,11 @@ pub(crate) enum CloseReason {
 /// What a connection tells its session.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
-    /// A complete non-piece message, decoded once by the reader.
-    Message {
+    /// The complete messages of one read from the socket, in the order the
+    /// peer sent them: one hop to the session per read, not per message.
+    Received {
         conn: ConnId,
-        message: Received,
-    },
-    Block {
-        conn: ConnId,
-        block: BlockRef,
-        data: Vec<u8>,
+        items: Vec<Incoming>,
     },
     /// Piece messages we queued have been written to the socket.
     BlockSent {
@@ -99,93 +101,14 @@ pub(crate) enum ConnEvent {
     },
 }
 
-/// A decoded message detached from the read buffer it borrowed from: its
-/// fixed fields, and its variable part (bitfield, extension payload,
-/// hashes) copied into `payload`, which stays empty, unallocated, for
-/// the common fixed-size messages (have, request, cancel, choke...).
-#[derive(Debug)]
-pub(crate) struct Received {
-    /// The message with its variable part left empty.
-    fixed: Message<'static>,
-    payload: Vec<u8>,
-}
-
-impl Received {
-    fn detach(message: Message<'_>) -> Received {
-        let (fixed, payload) = match message {
-            Message::KeepAlive => (Message::KeepAlive, &[][..]),
-            Message::Choke => (Message::Choke, &[][..]),
-            Message::Unchoke => (Message::Unchoke, &[][..]),
-            Message::Interested => (Message::Interested, &[][..]),
-            Message::NotInterested => (Message::NotInterested, &[][..]),
-            Message::Have { piece } => (Message::Have { piece }, &[][..]),
-            Message::Bitfield(bits) => (Message::Bitfield(&[]), bits),
-            Message::Request(block) => (Message::Request(block), &[][..]),
-            Message::Piece {
-                piece,
-                offset,
-                data,
-            } => (
-                Message::Piece {
-                    piece,
-                    offset,
-                    data: &[],
-                },
-                data,
-            ),
-            Message::Cancel(block) => (Message::Cancel(block), &[][..]),
-            Message::Port(port) => (Message::Port(port), &[][..]),
-            Message::Suggest { piece } => (Message::Suggest { piece }, &[][..]),
-            Message::HaveAll => (Message::HaveAll, &[][..]),
-            Message::HaveNone => (Message::HaveNone, &[][..]),
-            Message::Reject(block) => (Message::Reject(block), &[][..]),
-            Message::AllowedFast { piece } => (Message::AllowedFast { piece }, &[][..]),
-            Message::Extended { id, payload } => (Message::Extended { id, payload: &[] }, payload),
-            Message::HashRequest(request) => (Message::HashRequest(request), &[][..]),
-            Message::Hashes { request, hashes } => (
-                Message::Hashes {
-                    request,
-                    hashes: &[],
-                },
-                hashes,
-            ),
-            Message::HashReject(request) => (Message::HashReject(request), &[][..]),
-            Message::Unknown { id, payload } => (Message::Unknown { id, payload: &[] }, payload),
-        };
-        Received {
-            fixed,
-            payload: payload.to_vec(),
-        }
-    }
-
-    /// The message as it was decoded.
-    pub(crate) fn message(&self) -> Message<'_> {
-        let payload = &self.payload[..];
-        match self.fixed {
-            Message::Bitfield(_) => Message::Bitfield(payload),
-            Message::Piece { piece, offset, .. } => Message::Piece {
-                piece,
-                offset,
-                data: payload,
-            },
-            Message::Extended { id, .. } => Message::Extended { id, payload },
-            Message::Hashes { request, .. } => Message::Hashes {
-                request,
-                hashes: payload,
-            },
-            Message::Unknown { id, .. } => Message::Unknown { id, payload },
-            fixed => fixed,
-        }
-    }
-}
-
 /// What the session asks a connection's writer to send.
 #[derive(Debug)]
 pub(crate) enum WriterCmd {
-    /// An encoded control message.
+    /// Encoded control messages.
     Bytes(Vec<u8>),
-    /// A block of piece data.
-    Block { block: BlockRef, data: Vec<u8> },
+    /// A block of piece data: a view into the piece as it was read from
+    /// the disk, shared, not copied.
+    Block { block: BlockRef, data: Bytes },
 }
 
 /// What a connection needs from its session and engine.
@@ -296,55 +219,34 @@ pub(crate) fn start(
     writer_tx
 }
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the socket per read: enough for several blocks, so
+/// that one read, one decode pass and one hop to the session carry many.
+const READ_CHUNK: usize = 128 * 1024;
 
 /// Frames messages until the connection ends; returns why it ended.
 async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -> CloseReason {
-    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
-    let mut start = 0usize;
+    let mut buf = BytesMut::with_capacity(2 * READ_CHUNK);
     loop {
-        // Take every complete message already buffered.
-        loop {
-            match wire::decode(&buf[start..], &ctx.limits) {
-                Ok(Decoded::Complete { message, consumed }) => {
-                    let event = match message {
-                        Message::Piece {
-                            piece,
-                            offset,
-                            data,
-                        } => ConnEvent::Block {
-                            conn,
-                            block: BlockRef {
-                                piece,
-                                offset,
-                                length: data.len() as u32,
-                            },
-                            data: data.to_vec(),
-                        },
-                        message => ConnEvent::Message {
-                            conn,
-                            message: Received::detach(message),
-                        },
-                    };
-                    start += consumed;
-                    if ctx.events.send(event).await.is_err() {
-                        return CloseReason::SessionEnded;
-                    }
-                }
-                // The codec checked any length prefix against the limits
-                // before asking for more, so the buffer stays bounded by the
-                // largest allowed message plus one read.
-                Ok(Decoded::NeedMore { .. }) => break,
-                Err(e) => return CloseReason::Protocol(e),
-            }
+        // Messages before a protocol error still reach the session.
+        let mut items = Vec::new();
+        let taken = incoming::take_messages(&mut buf, &ctx.limits, &mut items);
+        if !items.is_empty()
+            && ctx
+                .events
+                .send(ConnEvent::Received { conn, items })
+                .await
+                .is_err()
+        {
+            return CloseReason::SessionEnded;
         }
-        if start > 0 {
-            buf.drain(..start);
-            start = 0;
+        if let Err(e) = taken {
+            return CloseReason::Protocol(e);
         }
-        // Read into the spare capacity: no zeroing of bytes the socket
-        // overwrites anyway.
+        // The codec checked any length prefix against the limits before
+        // asking for more, so the buffer stays bounded by the largest
+        // allowed message plus one read. Blocks still held by the session
+        // keep their part of an older buffer alive; `reserve` then starts
+        // a new one instead of overwriting them.
         buf.reserve(READ_CHUNK);
         let read = tokio::time::timeout(ctx.idle_timeout, socket.read_buf(&mut buf)).await;
         let n = match read {
@@ -358,25 +260,24 @@ async fn read_loop(mut socket: OwnedReadHalf, conn: ConnId, ctx: &ConnContext) -
 }
 
 /// Bytes gathered before a write to the socket: small messages (requests,
-/// haves) go out together instead of one system call each.
-const WRITE_BATCH: usize = 128 * 1024;
+/// haves) go out together instead of one system call each, and blocks
+/// go out several per call.
+const WRITE_BATCH: usize = 256 * 1024;
 
 async fn write_loop(
-    socket: OwnedWriteHalf,
+    mut socket: OwnedWriteHalf,
     conn: ConnId,
     mut commands: mpsc::UnboundedReceiver<WriterCmd>,
     ctx: &ConnContext,
 ) -> Result<(), CloseReason> {
-    let mut socket = tokio::io::BufWriter::with_capacity(WRITE_BATCH, socket);
+    let mut out = Outgoing::default();
     loop {
         let command = match tokio::time::timeout(ctx.keepalive_interval, commands.recv()).await {
             Err(_) => {
                 socket.write_all(&[0, 0, 0, 0]).await?;
-                socket.flush().await?;
                 continue;
             }
             Ok(None) => {
-                let _ = socket.flush().await;
                 let _ = socket.shutdown().await;
                 return Ok(());
             }
@@ -387,21 +288,21 @@ async fn write_loop(
         let mut next = Some(command);
         while let Some(command) = next.take() {
             match command {
-                WriterCmd::Bytes(bytes) => socket.write_all(&bytes).await?,
+                WriterCmd::Bytes(bytes) => out.push_small(&bytes),
                 WriterCmd::Block { block, data } => {
                     ctx.upload_limit.acquire(data.len() as u64).await;
-                    let header = wire::piece_header(block.piece, block.offset, data.len() as u32);
-                    socket.write_all(&header).await?;
-                    socket.write_all(&data).await?;
-                    sent_blocks += 1;
+                    let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                    out.push_small(&wire::piece_header(block.piece, block.offset, length));
                     sent_bytes += data.len() as u64;
+                    out.push_shared(data);
+                    sent_blocks += 1;
                 }
             }
-            if socket.buffer().len() < WRITE_BATCH / 2 {
+            if !out.is_full(WRITE_BATCH) {
                 next = commands.try_recv().ok();
             }
         }
-        socket.flush().await?;
+        out.write_to(&mut socket).await?;
         let sent = ConnEvent::BlockSent {
             conn,
             blocks: sent_blocks,
@@ -409,49 +310,6 @@ async fn write_loop(
         };
         if sent_blocks > 0 && ctx.events.send(sent).await.is_err() {
             return Ok(());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The session sees the message the reader decoded, variable parts
-    /// included, however the read buffer is reused afterwards.
-    #[test]
-    fn a_detached_message_is_the_decoded_one() {
-        let block = BlockRef {
-            piece: 3,
-            offset: swarm::picker::BLOCK,
-            length: 100,
-        };
-        let messages = [
-            Message::Have { piece: 7 },
-            Message::Request(block),
-            Message::Bitfield(&[0b1010_0000, 0x0f]),
-            Message::Extended {
-                id: 2,
-                payload: b"d1:xi1ee",
-            },
-            Message::Unknown {
-                id: 99,
-                payload: b"?",
-            },
-            Message::KeepAlive,
-        ];
-        for message in messages {
-            let mut encoded = message.encode();
-            let limits = DecodeLimits::for_pieces(16);
-            let Ok(Decoded::Complete {
-                message: decoded, ..
-            }) = wire::decode(&encoded, &limits)
-            else {
-                panic!("{message:?} does not decode");
-            };
-            let received = Received::detach(decoded);
-            encoded.fill(0);
-            assert_eq!(received.message(), message);
         }
     }
 }
