@@ -14,6 +14,7 @@ pub mod http_body;
 mod http_client;
 mod rate_limit;
 mod reader;
+mod send_queue;
 mod session;
 mod settings;
 pub mod storage;
