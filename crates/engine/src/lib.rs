@@ -15,6 +15,7 @@ mod http_client;
 mod rate_limit;
 mod read_cursors;
 mod reader;
+mod send_queue;
 mod session;
 mod settings;
 pub mod storage;
@@ -338,8 +339,7 @@ impl Engine {
             options,
         } = mode;
         let info_hash = wire_info_hash(&torrent);
-        let mut reserved = connection::our_reserved();
-        reserved.set_fast(true);
+        let reserved = connection::our_reserved();
         let handshake = Handshake {
             reserved,
             info_hash,

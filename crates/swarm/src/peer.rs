@@ -66,6 +66,9 @@ pub(crate) struct Peer {
     /// While initial seeding: what we have shown this peer. `None` once
     /// it may see everything.
     pub reveal: Option<PeerReveal>,
+    /// Pieces we verified that the peer already has: it learns of them at
+    /// the next tick, together, rather than in a packet each.
+    pub held_haves: Vec<u32>,
 }
 
 impl Peer {
@@ -98,6 +101,7 @@ impl Peer {
             unchoked_at: None,
             optimistic: false,
             reveal: None,
+            held_haves: Vec::new(),
         }
     }
 

@@ -28,6 +28,14 @@ pub struct SwarmSettings {
     /// disconnected.
     pub min_queue_depth: usize,
     pub max_queue_depth: usize,
+    /// End-game (every block we lack is requested): a peer is asked for a
+    /// second copy of a block in flight elsewhere only while fewer than
+    /// this many of our requests are in flight to it, i.e. once it has
+    /// served nearly all we asked of it. Filling every queue with copies
+    /// instead spent 1.6 % of a 20-peer crowd's upload (measured on
+    /// emulated links) on blocks that arrived twice, at the tail, when the
+    /// last peers need that upload most.
+    pub endgame_queue_depth: usize,
     /// A peer with requests in flight that sends nothing for this long is
     /// snubbed: its requests go to other peers.
     pub request_timeout: Duration,
@@ -74,6 +82,7 @@ impl Default for SwarmSettings {
             initial_queue_depth: 32,
             min_queue_depth: 16,
             max_queue_depth: 250,
+            endgame_queue_depth: 4,
             request_timeout: Duration::from_secs(20),
             max_upload_queue: 2000,
             strikes_to_ban: 3,

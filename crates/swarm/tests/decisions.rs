@@ -87,7 +87,7 @@ fn a_second_connection_in_the_same_direction_is_refused() {
 }
 
 #[test]
-fn at_most_sixteen_uploads_are_on_their_way_to_one_peer() {
+fn at_most_four_uploads_are_on_their_way_to_one_peer() {
     let now = Instant::now();
     let mut seed = swarm(id(b'a'), Bitfield::full(4), 4, 512 * 1024, now);
     let key = seed
@@ -109,7 +109,7 @@ fn at_most_sixteen_uploads_are_on_their_way_to_one_peer() {
     while seed.next_upload(key).is_some() {
         handed += 1;
     }
-    assert_eq!(handed, 16);
+    assert_eq!(handed, 4);
     seed.handle_block_sent(now, key, 2, 2 * u64::from(BLOCK));
     assert!(seed.next_upload(key).is_some());
     assert!(seed.next_upload(key).is_some());
@@ -496,4 +496,47 @@ fn a_peer_with_the_extension_protocol_hears_how_many_requests_we_queue() {
         vec![block(queue)],
         "the first reqq requests queue, the next is rejected"
     );
+}
+
+/// A `have` for a piece the peer lacks goes at once (it may want it from
+/// us); one for a piece the peer has waits for the next tick, with the
+/// others held for that peer, so they share a packet.
+#[test]
+fn haves_for_pieces_a_peer_has_wait_for_the_tick() {
+    let now = Instant::now();
+    let mut leech = swarm(id(b'a'), Bitfield::new(12), 12, 65536, now);
+    let source = leech
+        .handle_peer_connected(now, addr(6881), true, caps(id(b'b')))
+        .unwrap();
+    let lacking = leech
+        .handle_peer_connected(now, addr(6882), true, caps(id(b'c')))
+        .unwrap();
+    leech
+        .handle_message(now, source, &Message::HaveAll)
+        .unwrap();
+    leech
+        .handle_message(now, lacking, &Message::HaveNone)
+        .unwrap();
+    leech
+        .handle_message(now, source, &Message::Unchoke)
+        .unwrap();
+    let verify = serve(&mut leech, source, now, 2);
+    assert!((2..12).contains(&verify.len()), "{verify:?}");
+    for &piece in &verify {
+        leech.handle_piece_checked(now, piece, true, &[]);
+    }
+    let sent = actions(&mut leech);
+    for &piece in &verify {
+        assert!(sent.contains(&Action::Send(lacking, Outgoing::Have(piece))));
+        assert!(!sent.contains(&Action::Send(source, Outgoing::Have(piece))));
+    }
+    leech.handle_timeout(now + std::time::Duration::from_secs(1));
+    let held: Vec<u32> = actions(&mut leech)
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::Send(k, Outgoing::Have(piece)) if k == source => Some(piece),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, verify, "held haves go out together at the tick");
 }

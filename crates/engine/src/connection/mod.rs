@@ -195,6 +195,7 @@ pub(crate) fn start(
     conn: ConnId,
     ctx: ConnContext,
 ) -> mpsc::UnboundedSender<WriterCmd> {
+    crate::send_queue::limit_unsent(&stream);
     let (read_half, write_half) = stream.into_split();
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let reader_ctx = ctx.clone();

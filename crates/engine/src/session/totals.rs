@@ -42,5 +42,32 @@ impl Session {
             t.left = progress.total_bytes - progress.verified_bytes;
         });
         self.emit(TorrentEvent::Progress(progress));
+        self.trace_timeline();
+    }
+
+    /// With `RUST_LOG=shoal::timeline=debug`, once a second: the swarm's
+    /// byte counts and every connection's state, to see where a link's
+    /// capacity goes (`shoal-bench` runs keep these logs).
+    fn trace_timeline(&mut self) {
+        if !tracing::enabled!(target: "shoal::timeline", tracing::Level::DEBUG) {
+            return;
+        }
+        let now = self.now();
+        let t = self.started.elapsed().as_secs_f64();
+        let stats = self.swarm.stats(now);
+        let endgame = self.swarm.in_endgame();
+        tracing::debug!(target: "shoal::timeline", t, received = stats.received,
+            downloaded = stats.downloaded, uploaded = stats.uploaded,
+            from_origin = stats.from_origin, endgame, "swarm");
+        for p in self.swarm.peer_states(now) {
+            tracing::debug!(target: "shoal::timeline", t, peer = %p.addr,
+                choking = p.am_choking, interested = p.peer_interested,
+                upload_queue = p.upload_queue, uploads_in_flight = p.uploads_in_flight,
+                up = p.upload_rate, choked = p.peer_choking, want = p.am_interested,
+                snubbed = p.snubbed, requests = p.requests,
+                oldest_ms = p.oldest_request_age.as_millis() as u64,
+                rtt_ms = p.base_rtt.map_or(0, |r| r.as_millis() as u64),
+                down = p.download_rate, "peer");
+        }
     }
 }

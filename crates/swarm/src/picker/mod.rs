@@ -172,12 +172,14 @@ impl PiecePicker {
     }
 
     /// Picks up to `count` blocks for `peer`, which has `peer_has`, and
-    /// marks them requested by it.
+    /// marks them requested by it; of them at most `duplicates` end-game
+    /// copies of blocks requested elsewhere.
     pub fn pick(
         &mut self,
         peer: PeerKey,
         peer_has: &Bitfield,
         count: usize,
+        duplicates: usize,
         rng: &mut SmallRng,
     ) -> Vec<BlockRef> {
         let mut picked = Vec::new();
@@ -228,6 +230,7 @@ impl PiecePicker {
         }
         // 6: endgame duplicates.
         if picked.len() < count && self.in_endgame() {
+            let count = count.min(picked.len().saturating_add(duplicates));
             self.take_duplicates(peer, peer_has, count, &mut picked);
         }
         picked

@@ -76,14 +76,14 @@ fn rarest_piece_first_and_whole_pieces_per_peer() {
     }
     picker.add_peer_pieces(&common);
     // Piece 2 is held by one peer only: it comes first.
-    let picked = picker.pick(PeerKey(1), &everything, 2, &mut rng);
+    let picked = picker.pick(PeerKey(1), &everything, 2, usize::MAX, &mut rng);
     assert_eq!(
         picked.iter().map(|b| b.piece).collect::<Vec<_>>(),
         vec![2, 2]
     );
     // The same peer continues its own piece before starting another.
     picker.abort_request(PeerKey(1), picked[1]);
-    let again = picker.pick(PeerKey(1), &everything, 1, &mut rng);
+    let again = picker.pick(PeerKey(1), &everything, 1, usize::MAX, &mut rng);
     assert_eq!(again[0].piece, 2);
     assert_eq!(again[0].offset, BLOCK);
 }
@@ -95,10 +95,10 @@ fn endgame_asks_a_second_peer_and_the_first_copy_wins() {
     let all = Bitfield::full(1);
     picker.add_peer_pieces(&all);
     picker.add_peer_pieces(&all);
-    let first = picker.pick(PeerKey(1), &all, 10, &mut rng);
+    let first = picker.pick(PeerKey(1), &all, 10, usize::MAX, &mut rng);
     assert_eq!(first.len(), 2);
     assert!(picker.in_endgame());
-    let second = picker.pick(PeerKey(2), &all, 10, &mut rng);
+    let second = picker.pick(PeerKey(2), &all, 10, usize::MAX, &mut rng);
     assert_eq!(second, first, "endgame duplicates the blocks in flight");
     let arrival = picker.on_block(PeerKey(2), first[0]);
     assert!(arrival.accepted);
@@ -110,4 +110,19 @@ fn endgame_asks_a_second_peer_and_the_first_copy_wins() {
     let last = picker.on_block(PeerKey(1), first[1]);
     assert!(last.accepted && last.piece_complete);
     assert_eq!(picker.senders(0), vec![PeerKey(2), PeerKey(1)]);
+}
+
+#[test]
+fn endgame_copies_are_capped_per_pick() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut picker = PiecePicker::new(layout(2), Bitfield::new(2), &mut rng);
+    let all = Bitfield::full(2);
+    picker.add_peer_pieces(&all);
+    picker.add_peer_pieces(&all);
+    let first = picker.pick(PeerKey(1), &all, 10, 0, &mut rng);
+    assert_eq!(first.len(), 4, "two pieces of two blocks");
+    assert!(picker.in_endgame());
+    let copies = picker.pick(PeerKey(2), &all, 10, 1, &mut rng);
+    assert_eq!(copies.len(), 1, "one copy allowed");
+    assert!(picker.pick(PeerKey(2), &all, 10, 0, &mut rng).is_empty());
 }

@@ -93,6 +93,12 @@ impl Swarm {
     /// We verified `piece`: every peer hears of it, those that have it too
     /// (a seed counts on it to know what has spread: initial seeding), and
     /// those that had it are worth less to us now.
+    ///
+    /// A peer that lacks the piece may want it from us: it hears at once.
+    /// One that has it only keeps count: it hears at the next tick, with
+    /// the others held for it. A `have` alone on a connection is a packet
+    /// of 75 bytes with its headers; sent at once to every peer that has
+    /// the piece, they took about 1.5 % of a crowd's 2 MiB/s uplinks.
     pub(super) fn announce_have(&mut self, piece: u32) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -101,10 +107,23 @@ impl Swarm {
             };
             if peer.pieces.get(piece) {
                 peer.wanted = peer.wanted.saturating_sub(1);
+                peer.held_haves.push(piece);
+            } else {
+                self.actions
+                    .push_back(Action::Send(key, Outgoing::Have(piece)));
             }
-            self.actions
-                .push_back(Action::Send(key, Outgoing::Have(piece)));
             self.update_interest(key);
+        }
+    }
+
+    /// Sends every peer the `have`s held for it, back to back (the driver
+    /// writes what is queued for a connection at once).
+    pub(super) fn send_held_haves(&mut self) {
+        for (key, peer) in &mut self.peers {
+            for piece in peer.held_haves.drain(..) {
+                self.actions
+                    .push_back(Action::Send(*key, Outgoing::Have(piece)));
+            }
         }
     }
 }

@@ -10,7 +10,8 @@
 //!   completion) and the verify backlog;
 //! - `origin`: when to fetch from the publisher's web server;
 //! - `initial_seeding`: BEP 16 super-seeding;
-//! - `streaming`: readers' cursors and the window fetched first for them.
+//! - `streaming`: readers' cursors and the window fetched first for them;
+//! - `timeline`: a snapshot of every connection, for tracing.
 
 mod accounting;
 mod initial_seeding;
@@ -20,6 +21,7 @@ mod origin_state;
 mod requests;
 mod stream_cursors;
 mod streaming;
+mod timeline;
 mod uploads;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -432,6 +434,7 @@ impl Swarm {
         if now >= self.next_tick {
             self.next_tick = now + self.settings.tick;
             self.check_snubs(now);
+            self.send_held_haves();
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.top_up(now, key);

@@ -11,6 +11,9 @@ use crate::action::{Action, Outgoing};
 use crate::picker::BLOCK;
 use crate::PeerKey;
 
+/// Requests sent to one peer at a time, at least, once some are in flight.
+const REQUEST_BATCH: usize = 4;
+
 impl Swarm {
     /// A block arrived from `peer`. Returns whether to store it.
     pub fn handle_block(
@@ -78,16 +81,25 @@ impl Swarm {
 
     pub(super) fn fill_requests(&mut self, now: Instant, key: PeerKey) {
         let depth = self.queue_depth(now, key);
+        let endgame_depth = self.settings.endgame_queue_depth;
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested || peer.requests.len() >= depth {
+        let in_flight = peer.requests.len();
+        if peer.peer_choking || !peer.am_interested || in_flight >= depth {
+            return;
+        }
+        // Requests go out a few at a time rather than one per arriving
+        // block: each write to an idle connection is a packet of its own,
+        // headers and all, on an uplink that carries our uploads.
+        if in_flight > 0 && depth - in_flight < REQUEST_BATCH.min(depth) {
             return;
         }
         let blocks = self.picker.pick(
             key,
             &peer.pieces,
-            depth - peer.requests.len(),
+            depth - in_flight,
+            endgame_depth.saturating_sub(in_flight),
             &mut self.rng,
         );
         if peer.requests.is_empty() {
