@@ -540,3 +540,33 @@ fn haves_for_pieces_a_peer_has_wait_for_the_tick() {
         .collect();
     assert_eq!(held, verify, "held haves go out together at the tick");
 }
+
+/// A fresh seed waits half a second for a crowd before showing a lone
+/// downloader everything; a browser's stream waits on that, so the
+/// decision comes at the end of the wait, not at the tick after it.
+#[test]
+fn a_lone_downloader_is_shown_everything_when_the_wait_for_a_crowd_ends() {
+    let start = Instant::now();
+    let pieces = 16;
+    let mut seed = swarm(id(b'a'), Bitfield::full(pieces), pieces, 65536, start);
+    seed.handle_timeout(start);
+    let joined = start + std::time::Duration::from_millis(200);
+    let key = seed
+        .handle_peer_connected(joined, addr(6881), false, caps(id(b'b')))
+        .unwrap();
+    seed.handle_message(joined, key, &Message::Interested)
+        .unwrap();
+    seed.handle_timeout(start + std::time::Duration::from_millis(500));
+    actions(&mut seed);
+    let decided = joined + std::time::Duration::from_millis(500);
+    assert_eq!(seed.poll_timeout(), decided, "woken when the wait ends");
+    seed.handle_timeout(decided);
+    let shown = actions(&mut seed)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Send(k, Outgoing::Have(_)) if *k == key))
+        .count();
+    assert!(
+        shown >= pieces as usize - 2,
+        "{shown} of {pieces} pieces shown"
+    );
+}

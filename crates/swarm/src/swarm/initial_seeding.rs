@@ -163,6 +163,39 @@ impl Swarm {
         interested < self.settings.initial_seeding_min_crowd
     }
 
+    /// When the next peer's wait for a crowd ends: a lone downloader (a
+    /// browser's stream waiting for its first byte) is shown everything
+    /// then, not at the next tick.
+    pub(super) fn next_crowd_decision(&self) -> Option<Instant> {
+        if !self.initial_seeding_active() {
+            return None;
+        }
+        self.peers
+            .values()
+            .filter_map(|p| p.reveal.as_ref())
+            .map(|r| r.connected_at + CROWD_WAIT)
+            .filter(|&t| t > self.crowds_decided_until)
+            .min()
+    }
+
+    /// Decides the peers whose wait for a crowd ended since the last call.
+    pub(super) fn decide_crowds(&mut self, now: Instant) {
+        let since = std::mem::replace(&mut self.crowds_decided_until, now);
+        if !self.initial_seeding_active() {
+            return;
+        }
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter_map(|(key, p)| Some((*key, p.reveal.as_ref()?.connected_at + CROWD_WAIT)))
+            .filter(|&(_, t)| t > since && t <= now)
+            .map(|(key, _)| key)
+            .collect();
+        for key in due {
+            self.top_up(now, key);
+        }
+    }
+
     /// Shows `key` pieces until it has a window's worth to fetch from us.
     pub(super) fn top_up(&mut self, now: Instant, key: PeerKey) {
         if !self.initial_seeding_active() {

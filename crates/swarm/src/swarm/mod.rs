@@ -103,6 +103,8 @@ pub struct Swarm {
     verifying_bytes: u64,
     /// Readers of the release and where they read.
     streams: stream_cursors::StreamCursors,
+    /// Peers whose wait for a crowd ended by this time were decided.
+    crowds_decided_until: Instant,
 }
 
 impl Swarm {
@@ -145,6 +147,7 @@ impl Swarm {
             uploaded: 0,
             verifying_bytes: 0,
             streams: stream_cursors::StreamCursors::default(),
+            crowds_decided_until: now,
         }
     }
 
@@ -154,7 +157,8 @@ impl Swarm {
 
     /// When `handle_timeout` wants to run next.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_tick.min(self.next_choke)
+        let tick = self.next_tick.min(self.next_choke);
+        self.next_crowd_decision().map_or(tick, |t| t.min(tick))
     }
 
     pub fn is_complete(&self) -> bool {
@@ -431,6 +435,7 @@ impl Swarm {
 
     /// Housekeeping: snubbed peers, new connections, the choker.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.decide_crowds(now);
         if now >= self.next_tick {
             self.next_tick = now + self.settings.tick;
             self.check_snubs(now);
