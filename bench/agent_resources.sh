@@ -28,16 +28,8 @@ done
 command -v curl > /dev/null || { echo "needs curl: apt-get install curl" >&2; exit 2; }
 command -v strip > /dev/null || { echo "needs strip: apt-get install binutils" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() { # wait_line FILE PATTERN: until FILE has a line matching PATTERN (120 s at most)
-  for _ in $(seq 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "timed out waiting for $2 in $1" >&2; exit 1
-}
+# shellcheck source=lib.sh
+source bench/lib.sh
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 mib() { echo "scale=1; $1 / 1024" | bc; }
