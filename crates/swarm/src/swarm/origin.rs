@@ -312,10 +312,14 @@ impl Swarm {
     /// The least claim on a piece that makes it ours, besides being the
     /// highest among the agents we know.
     fn claim_floor(&self) -> u64 {
+        self.claim_floor_knowing(self.sharers().len())
+    }
+
+    /// The same, knowing `known` agents that may fetch (see `sharers`).
+    fn claim_floor_knowing(&self, known: usize) -> u64 {
         let Some(origin) = self.origin.as_ref() else {
             return 0;
         };
-        let known = self.sharers().len();
         let claimers = CLAIMERS * f64::from(1u32 << origin.widenings.min(30));
         let seen = origin.agents_seen.len() as u64 + 1;
         claim_floor(claimers, known, origin.swarm_size.max(seen))
@@ -383,10 +387,12 @@ impl Swarm {
 
     fn claim(&self) -> Option<Claim> {
         let ours = self.origin.as_ref()?.share_id;
+        let sharers = self.sharers();
+        let floor = self.claim_floor_knowing(sharers.len());
         Some(Claim {
             ours,
-            sharers: self.sharers(),
-            floor: self.claim_floor(),
+            sharers,
+            floor,
         })
     }
 
