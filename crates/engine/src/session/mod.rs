@@ -21,6 +21,7 @@
 mod disk;
 mod error;
 mod origin;
+mod origin_fetches;
 mod peers;
 mod pieces;
 mod totals;
@@ -76,6 +77,7 @@ pub(crate) enum Internal {
         buffer: Option<Vec<u8>>,
     },
     OriginFetched {
+        fetch: origin_fetches::FetchId,
         offset: u32,
         blocks: Vec<BlockRef>,
         result: Result<Vec<u8>, WebSeedError>,
@@ -187,9 +189,7 @@ pub(crate) struct Session {
     uploads: UploadCache,
     keep_seeding: bool,
     origin: Option<Arc<WebSeed>>,
-    /// Fetches from the origin under way, by piece, to abandon on the
-    /// swarm's word.
-    origin_fetches: HashMap<u32, tokio::task::AbortHandle>,
+    origin_fetches: origin_fetches::OriginFetches,
     finished: bool,
     started: Instant,
     events: mpsc::Sender<TorrentEvent>,
@@ -299,7 +299,7 @@ impl Session {
             uploads: UploadCache::default(),
             keep_seeding: setup.keep_seeding,
             origin: setup.origin,
-            origin_fetches: HashMap::new(),
+            origin_fetches: origin_fetches::OriginFetches::default(),
             finished: setup.seeding,
             started: Instant::now(),
             events: setup.events,
@@ -399,11 +399,12 @@ impl Session {
                 Ok(())
             }
             Internal::OriginFetched {
+                fetch,
                 offset,
                 blocks,
                 result,
             } => {
-                self.origin_fetched(offset, blocks, result);
+                self.origin_fetched(fetch, offset, blocks, result);
                 Ok(())
             }
             Internal::ResumeSaved(result) => self.resume_saved(result),

@@ -7,6 +7,7 @@ use wire::BlockRef;
 use crate::events::TorrentEvent;
 use crate::web_seed::WebSeedError;
 
+use super::origin_fetches::FetchId;
 use super::{Internal, Session};
 
 impl Session {
@@ -21,35 +22,38 @@ impl Session {
             return;
         };
         let internal = self.internal_tx.clone();
+        let fetch = self.origin_fetches.next_id();
         let task = tokio::spawn(async move {
             let result = origin.fetch(piece, offset, length).await;
             let _ = internal
                 .send(Internal::OriginFetched {
+                    fetch,
                     offset,
                     blocks,
                     result,
                 })
                 .await;
         });
-        self.origin_fetches.insert(piece, task.abort_handle());
+        self.origin_fetches
+            .started(piece, fetch, task.abort_handle());
     }
 
-    /// Drops the HTTP request: the origin stops sending what nobody needs.
+    /// Drops the piece's HTTP requests: the origin stops sending what
+    /// nobody needs.
     pub(super) fn cancel_origin_fetch(&mut self, piece: u32) {
-        if let Some(task) = self.origin_fetches.remove(&piece) {
-            task.abort();
-        }
+        self.origin_fetches.cancel(piece);
     }
 
     pub(super) fn origin_fetched(
         &mut self,
+        fetch: FetchId,
         offset: u32,
         blocks: Vec<BlockRef>,
         result: Result<Vec<u8>, WebSeedError>,
     ) {
         let now = self.now();
         if let Some(first) = blocks.first() {
-            self.origin_fetches.remove(&first.piece);
+            self.origin_fetches.ended(first.piece, fetch);
         }
         match result {
             Ok(data) => {
