@@ -21,10 +21,8 @@ driver="/usr/bin/python3 $PWD/tests/interop/lt_driver.py"
 [ -x "$shoal" ] || { echo "build first: cargo build --release --bin shoal" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
+# shellcheck source=lib.sh
+source bench/lib.sh
 mkdir -p "$work/data"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/data/release.bin"
 # A signed hybrid, as shoal publishes releases; seed and leecher trust
@@ -34,11 +32,6 @@ publisher=$("$shoal" keygen --out "$work/key" 2> /dev/null)
 "$shoal" publish "$work/data/release.bin" --key "$work/key" --out "$work/release.torrent" > /dev/null
 cat "$work/data/release.bin" > /dev/null # page cache: measure the engines, not the disk
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() { # wait_line FILE PATTERN: until FILE has a line matching PATTERN (60 s at most)
-  for _ in $(seq 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "timed out waiting for $2 in $1" >&2; return 1
-}
 # GNU time ignores SIGINT while it waits, so signal the program it runs.
 stop_seed() { pkill -INT -P "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
