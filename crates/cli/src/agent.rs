@@ -54,16 +54,23 @@ enum Action {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Removing or inspecting the service must work even when the config
+    // file is broken, so only the commands that run the agent read it.
+    match args.action {
+        Some(Action::Uninstall) => return crate::service::command::uninstall(),
+        Some(Action::Status { json }) => return crate::service::command::status(json),
+        _ => {}
+    }
     let settings = settings(&args)?;
     match args.action {
         Some(Action::Ui) => {
             println!("{}", agent::ui_link(&settings.state_dir, settings.api)?);
             return Ok(ExitCode::SUCCESS);
         }
+        // The config was read above: a broken one fails here, not at
+        // every restart of the service.
         Some(Action::Install) => return crate::service::command::install(args.service_flags()?),
-        Some(Action::Uninstall) => return crate::service::command::uninstall(),
-        Some(Action::Status { json }) => return crate::service::command::status(json),
-        None => {}
+        Some(Action::Uninstall | Action::Status { .. }) | None => {}
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -263,6 +263,27 @@ fn without_a_user_manager_install_writes_a_unit_systemd_verifies_and_uninstall_r
 }
 
 #[test]
+fn a_broken_config_is_refused_by_install_but_does_not_block_uninstall() {
+    let account = Account::new();
+    let config = account.root.join("config.toml");
+    std::fs::write(&config, "api = \"127.0.0.1:6880\"\n").unwrap();
+    run(&mut account.shoal(&["agent", "install", "--config", config.to_str().unwrap()]));
+    std::fs::write(&config, "api = [broken\n").unwrap();
+    let err = failure(
+        &account
+            .shoal(&["agent", "install", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains(config.to_str().unwrap()), "{err}");
+    let status = account.status();
+    assert_eq!(field(&status, "installed").as_bool(), Some(true));
+    run(&mut account.shoal(&["agent", "uninstall", "--config", config.to_str().unwrap()]));
+    assert_eq!(account.leftovers(), Vec::<PathBuf>::new());
+    assert!(config.exists(), "uninstall removed the customer's config");
+}
+
+#[test]
 fn a_unit_shoal_did_not_write_is_neither_overwritten_nor_removed() {
     let account = Account::new();
     let foreign = "[Service]\nExecStart=/usr/bin/true\n";
