@@ -511,7 +511,12 @@ fn a_user_systemd_instance_starts_restarts_and_stops_the_installed_agent() {
     });
 
     // Uninstall stops it and leaves nothing of the service behind.
-    run(&mut account.shoal(&["agent", "uninstall"]));
+    let out = run(&mut account.shoal(&["agent", "uninstall"]));
+    assert!(
+        stdout(&out).contains("stopped and removed"),
+        "{}",
+        stdout(&out)
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     wait_until(deadline, "the agent to stop", || {
         TcpStream::connect_timeout(&api, Duration::from_millis(500)).is_err()

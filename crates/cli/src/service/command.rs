@@ -33,7 +33,14 @@ pub fn install(flags: Vec<String>) -> Result<ExitCode> {
 
 pub fn uninstall() -> Result<ExitCode> {
     match super::uninstall().map_err(explained)? {
-        Removal::Removed { location } => println!("stopped and removed {location}"),
+        Removal::Removed { location, stopped } => {
+            let done = if stopped {
+                "stopped and removed"
+            } else {
+                "removed"
+            };
+            println!("{done} {location}")
+        }
         Removal::NothingInstalled { location } => {
             println!("nothing to remove: no shoal agent service at {location}")
         }

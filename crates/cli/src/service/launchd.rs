@@ -152,7 +152,10 @@ mod ops {
             let _ = tool::run("launchctl", &["unload", location.as_str()], HINT)?;
         }
         owned_file::remove(&path)?;
-        Ok(Removal::Removed { location })
+        Ok(Removal::Removed {
+            location,
+            stopped: true,
+        })
     }
 
     pub fn status() -> Result<Status, ServiceError> {

@@ -44,8 +44,15 @@ pub struct Installed {
 /// The result of `uninstall`.
 #[derive(Debug)]
 pub enum Removal {
-    Removed { location: String },
-    NothingInstalled { location: String },
+    /// `stopped`: the service manager was reached and stopped it (else
+    /// it was not running under one this session can reach).
+    Removed {
+        location: String,
+        stopped: bool,
+    },
+    NothingInstalled {
+        location: String,
+    },
 }
 
 /// What `status` reports.

@@ -139,7 +139,10 @@ mod ops {
         if reachable {
             systemctl(&["daemon-reload"])?;
         }
-        Ok(Removal::Removed { location })
+        Ok(Removal::Removed {
+            location,
+            stopped: reachable,
+        })
     }
 
     pub fn status() -> Result<Status, ServiceError> {

@@ -252,7 +252,10 @@ mod ops {
         }
         let _ = tool::run("schtasks", &["/End", "/TN", SERVICE_NAME], HINT)?;
         tool::run_ok("schtasks", &["/Delete", "/TN", SERVICE_NAME, "/F"], HINT)?;
-        Ok(Removal::Removed { location })
+        Ok(Removal::Removed {
+            location,
+            stopped: true,
+        })
     }
 
     pub fn status() -> Result<Status, ServiceError> {
