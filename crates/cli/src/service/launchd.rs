@@ -71,6 +71,7 @@ mod ops {
     use super::plist_text;
 
     const HINT: &str = "launchctl comes with macOS; is /bin on PATH?";
+    const BOOTSTRAP_TRIES: u32 = 8;
 
     fn plist_path() -> Result<PathBuf, ServiceError> {
         Ok(super::super::spec::base_dirs()?
@@ -110,7 +111,16 @@ mod ops {
         let service = format!("{domain}/{SERVICE_NAME}");
         // Installing again: unload the old definition first (absent is fine).
         let _ = tool::run("launchctl", &["bootout", &service], HINT)?;
-        let bootstrap = tool::run("launchctl", &["bootstrap", &domain, path_arg], HINT)?;
+        // bootout returns before the old job is gone, and bootstrap fails
+        // until it is: a few tries, a quarter second apart.
+        let mut bootstrap = tool::run("launchctl", &["bootstrap", &domain, path_arg], HINT)?;
+        for _ in 0..BOOTSTRAP_TRIES {
+            if bootstrap.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            bootstrap = tool::run("launchctl", &["bootstrap", &domain, path_arg], HINT)?;
+        }
         if bootstrap.status.success() {
             return Ok(Installed {
                 location,
