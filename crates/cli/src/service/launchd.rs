@@ -106,7 +106,8 @@ mod ops {
         }
         owned_file::write(&path, &plist_text(spec)?)?;
         let location = path.display().to_string();
-        let path_arg = location.as_str();
+        let path_arg = location.clone();
+        let path_arg = path_arg.as_str();
         let domain = domain()?;
         let service = format!("{domain}/{SERVICE_NAME}");
         // Installing again: unload the old definition first (absent is fine).
