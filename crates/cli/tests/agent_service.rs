@@ -510,6 +510,24 @@ fn a_user_systemd_instance_starts_restarts_and_stops_the_installed_agent() {
         now != 0 && now != first && agent_answers(api, &state)
     });
 
+    // Installing again replaces the running agent with the new unit's.
+    let before = main_pid(&account);
+    run(&mut account.shoal(&[
+        "agent",
+        "install",
+        "--state",
+        state.to_str().unwrap(),
+        "--api",
+        &api_arg,
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_until(deadline, "the reinstalled agent to answer", || {
+        let now = main_pid(&account);
+        now != 0 && now != before && agent_answers(api, &state)
+    });
+
     // Uninstall stops it and leaves nothing of the service behind.
     let out = run(&mut account.shoal(&["agent", "uninstall"]));
     assert!(
