@@ -75,6 +75,12 @@ pub mod read_back {
     }
 
     #[test]
+    fn the_marker_fits_in_an_xml_comment_and_on_one_line() {
+        let marker = crate::service::MARKER;
+        assert!(!marker.contains("--") && !marker.contains('\n') && !marker.ends_with('-'));
+    }
+
+    #[test]
     fn escaped_text_reads_back_as_itself() {
         let nasty = r#"a&b<c>d"e'f &amp; ]]>"#;
         let doc = format!("<r><v>{}</v></r>", super::escape(nasty));
