@@ -24,6 +24,11 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# crates/cli/tests/agent_service.rs (`shoal agent install`): systemctl,
+# systemd-analyze and `systemd --user` itself, and unshare(1) to give the
+# test's user manager a mount namespace.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v unshare >/dev/null || missing+=(util-linux)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -13,6 +13,7 @@ mod publish;
 mod register;
 mod report;
 mod seed;
+mod service;
 mod source;
 mod transfer;
 
