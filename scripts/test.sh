@@ -29,6 +29,16 @@ command -v npm >/dev/null || missing+=(npm)
 # test's user manager a mount namespace.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v unshare >/dev/null || missing+=(util-linux)
+# The Windows agent under Wine and the macOS/FreeBSD checks (issue 16; the
+# steps are before `cargo test` below): Debian's Rust beside rustup's, with
+# the standard library's source for -Zbuild-std, MinGW, Wine, and clang for
+# ring's C code on macOS and FreeBSD.
+[ -x /usr/bin/rustc ] || missing+=(rustc-web)
+[ -x /usr/bin/cargo ] || missing+=(cargo-web)
+compgen -G '/usr/src/rustc-*/library/std/Cargo.toml' >/dev/null || missing+=(rust-web-src)
+command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
+[ -x /usr/lib/wine/wine64 ] || missing+=(wine64)
+command -v clang >/dev/null || missing+=(clang)
 
 if ((${#missing[@]})); then
   sudo=""
@@ -54,6 +64,11 @@ python3 scripts/check_structure.py
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The customer build (no tracker) must keep compiling and stay warning-free.
 cargo clippy -p shoal-cli --bins --quiet --no-default-features -- -D warnings
+# The Windows agent (linked, dist profile) and the Wine test fixtures, for
+# crates/cli/tests/windows_wine.rs; then `cargo check` of the agent for
+# macOS and FreeBSD. Each prints how long it took (README, "Portability").
+bash scripts/windows/build.sh
+bash scripts/cross/check.sh
 cargo test --workspace
 
 # Every fuzz target for 10 s (long runs: `bash scripts/fuzz.sh 120`). The

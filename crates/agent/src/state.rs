@@ -5,14 +5,15 @@
 //! Download progress itself lives in the engine's resume data.
 //!
 //! The folder holds the customer's download history and the API token, so
-//! on Unix it is made owner-only (0700) and every file in it 0600; other
-//! local accounts see nothing. Elsewhere (Windows) the per-user app-data
-//! folder it lives in is already private to the user.
+//! it is made owner-only and so is every file in it (0700 and 0600 on
+//! Unix, a protected one-entry ACL on Windows: `engine::owner_only`);
+//! other local accounts see nothing.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use engine::atomic_file::FileAccess;
+use engine::owner_only;
 use serde::{Deserialize, Serialize};
 
 /// Longest state file we read: a record is a few hundred bytes.
@@ -135,30 +136,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// Creates `dir` (and its parents) if needed and makes it owner-only.
 pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     std::fs::create_dir_all(dir).map_err(io(dir, "create"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io(dir, "restrict the permissions of"))?;
-    }
-    Ok(())
+    owner_only::restrict(dir).map_err(io(dir, "restrict the permissions of"))
 }
 
-/// Makes a file written by an earlier version owner-only.
+/// Makes a file written by an earlier version owner-only; none is fine.
 pub fn restrict_file(path: &Path) -> Result<(), StateError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(path, "restrict the permissions of")(e))
-            }
-            _ => {}
+    match owner_only::restrict(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(path, "restrict the permissions of")(e))
         }
+        _ => Ok(()),
     }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use engine::owner_only::{self, Creation};
+
 use crate::state::StateError;
 
 const TOKEN_FILE: &str = "api-token";
@@ -72,26 +74,10 @@ fn is_token(text: &str) -> bool {
     text.len() == TOKEN_HEX_LEN && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Creates a new file readable by its owner only. `create_new` refuses a
-/// file (or symlink) planted there first.
-#[cfg(unix)]
+/// Creates a new file readable by its owner only, refusing a file (or
+/// symlink) planted there first.
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-/// Elsewhere (Windows) a file in the user's local app-data folder inherits
-/// that folder's ACL, which grants access to the user (and administrators).
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    owner_only::create_file(path, Creation::New)
 }
 
 /// Compares tokens in time independent of where they differ.

@@ -1,29 +1,24 @@
 //! The publisher's secret key on disk: one line of hex (the 32-byte ed25519
-//! seed) after a comment, readable only by its owner where the OS allows.
+//! seed) after a comment, readable only by its owner (0600 on Unix, a
+//! protected one-entry ACL on Windows: `engine::owner_only`).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
+use engine::owner_only::{self, Creation};
 
 const HEADER: &str =
     "# shoal publisher secret key: keep it private; anyone holding it can sign releases as you\n";
 
 pub fn write_new(path: &Path, key: &SigningKey, overwrite: bool) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if overwrite {
-        options.create(true).truncate(true);
+    let creation = if overwrite {
+        Creation::Replace
     } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).with_context(|| {
+        Creation::New
+    };
+    let mut file = owner_only::create_file(path, creation).with_context(|| {
         if path.exists() && !overwrite {
             format!(
                 "{} already exists; pass --force to replace it",
@@ -33,8 +28,6 @@ pub fn write_new(path: &Path, key: &SigningKey, overwrite: bool) -> Result<()> {
             format!("cannot create key file {}", path.display())
         }
     })?;
-    // On Windows the file inherits the folder's ACL: keep keys in a folder
-    // only the publisher can read.
     writeln!(file, "{HEADER}{}", hex::encode(key.to_bytes()))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write key file {}", path.display()))

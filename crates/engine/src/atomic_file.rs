@@ -9,12 +9,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::owner_only::Creation;
+
 /// Who may read the file written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAccess {
     /// As the process's umask allows.
     Default,
-    /// Its owner only (mode 0600 on Unix): tokens, state naming releases.
+    /// Its owner only (mode 0600 on Unix, a one-entry protected ACL on
+    /// Windows; see `owner_only`): tokens, state naming releases.
     OwnerOnly,
 }
 
@@ -75,18 +78,16 @@ pub(crate) fn temp_path(path: &Path, n: u64) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// `create_new` refuses a file or symlink planted at the temp path first.
+/// Refuses a file or symlink planted at the temp path first. The rename
+/// keeps the temp file's permissions (or ACL), so the target gets them.
 fn create_new(path: &Path, access: FileAccess) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if access == FileAccess::OwnerOnly {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    match access {
+        FileAccess::Default => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path),
+        FileAccess::OwnerOnly => crate::owner_only::create_file(path, Creation::New),
     }
-    #[cfg(not(unix))]
-    let _ = access;
-    options.open(path)
 }
 
 #[cfg(test)]

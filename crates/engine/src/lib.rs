@@ -12,6 +12,7 @@ mod connection;
 mod events;
 pub mod http_body;
 mod http_client;
+pub mod owner_only;
 mod rate_limit;
 mod read_cursors;
 mod reader;
@@ -24,8 +25,7 @@ pub mod torrent_source;
 pub mod tracker_client;
 pub mod web_seed;
 
-/// The resume file lives with the other files of a download, in `storage`;
-/// `engine::resume` stays its public path.
+/// The resume file lives in `storage`; `engine::resume` stays its path.
 pub use storage::resume;
 
 use std::collections::HashMap;

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 /// Unsent bytes below which a peer socket takes more: two blocks, enough
 /// to keep a link busy between two wake-ups of the writer (the bytes in
 /// flight and the qdisc's queue are on top of this).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) const UNSENT_LOW_WATER: u32 = 32 * 1024;
 
 /// Limits the unsent bytes `stream` holds, where the platform can.
