@@ -239,6 +239,17 @@ impl Releases {
         })
     }
 
+    /// The releases downloaded into `dir` (the updater's folder), but `keep`.
+    pub(crate) fn ids_in_folder(&self, dir: &std::path::Path, keep: &str) -> Vec<String> {
+        let registry = self.registry();
+        registry
+            .map
+            .values()
+            .filter(|r| r.id != keep && r.live().record.out_dir == dir)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     async fn add_into(
         &self,
         torrent: Arc<meta::Torrent>,

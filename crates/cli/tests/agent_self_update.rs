@@ -56,12 +56,23 @@ fn free_port() -> u16 {
 /// Starts the agent binary `exe` with updates from `feed_url` checked
 /// every second, builds signed by `project_key`.
 fn start_agent(scene: &Scene, exe: &Path, feed_url: &str, project_key: &str) -> Agent {
+    start_agent_with(scene, exe, feed_url, project_key, "")
+}
+
+/// [`start_agent`] with more lines in the config's `[update]` table.
+fn start_agent_with(
+    scene: &Scene,
+    exe: &Path,
+    feed_url: &str,
+    project_key: &str,
+    update: &str,
+) -> Agent {
     let (state, downloads) = (scene.path("state"), scene.path("downloads"));
     let config = scene.path("agent.toml");
     let text = format!(
         "api = \"127.0.0.1:{}\"\nlisten = \"127.0.0.1:0\"\nstate_dir = '{}'\n\
          download_dir = '{}'\n[update]\nfeed_url = \"{feed_url}\"\n\
-         check_interval_secs = 1\nproject_key = \"{project_key}\"\n",
+         check_interval_secs = 1\nproject_key = \"{project_key}\"\n{update}\n",
         free_port(),
         state.display(),
         downloads.display()
@@ -345,5 +356,51 @@ fn builds_not_signed_by_the_project_or_that_do_not_run_leave_the_old_one_running
     assert_eq!(std::fs::read(&installed).unwrap(), original);
     assert!(!installed.with_file_name("shoal.update").exists());
     assert!(!installed.with_file_name("shoal.previous").exists());
+    agent.proc.terminate(Duration::from_secs(30));
+}
+
+#[test]
+fn with_updates_off_or_deferred_nothing_is_fetched() {
+    let scene = Scene::new();
+    let (_, project) = keygen(&scene.dir("keys"), "project.key");
+    let installed = build(&scene.path("install"), "1.0.0");
+    let site = PublisherSite::start();
+    site.put(
+        "/feed.json",
+        br#"{"shoal_update_feed":1,"builds":[]}"#.to_vec(),
+    );
+    let feed_url = format!("{}/feed.json", site.origin());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cases = [
+        ("enabled = false".to_owned(), "off"),
+        (format!("defer_until_unix = {}", now + 3600), "deferred"),
+    ];
+    for (line, state) in cases {
+        let mut agent = start_agent_with(&scene, &installed, &feed_url, &project, &line);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = wait_update(&agent, deadline, state, |s| s["state"] == state);
+        assert!(status["last_check_unix"].is_null(), "{status:#}");
+        let settings = agent.call("GET", "/v1/settings", None, 200);
+        assert_eq!(
+            settings["update"]["feed_url"],
+            feed_url.as_str(),
+            "{settings:#}"
+        );
+        // Three check intervals go by.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(site.requests().is_empty(), "{state}: {:?}", site.requests());
+        agent.proc.terminate(Duration::from_secs(30));
+    }
+    // And with updates on, the same feed is read.
+    let mut agent = start_agent(&scene, &installed, &feed_url, &project);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = wait_update(&agent, deadline, "a check", |s| {
+        !s["last_check_unix"].is_null() && s["state"] == "idle"
+    });
+    assert!(status["last_error"].is_null(), "{status:#}");
+    assert!(!site.requests_for("/feed.json").is_empty());
     agent.proc.terminate(Duration::from_secs(30));
 }

@@ -25,6 +25,11 @@ pub fn update_dir(state_dir: &Path) -> PathBuf {
     state_dir.join(UPDATE_DIR)
 }
 
+/// Where the updater downloads builds (as releases of the agent's).
+pub fn downloads_dir(state_dir: &Path) -> PathBuf {
+    update_dir(state_dir).join("downloads")
+}
+
 /// An update swapped in and not yet known to be healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingUpdate {

@@ -146,3 +146,51 @@ pub fn restart_into_new(state_dir: &Path, exe: &Path) {
         None => tracing::error!("update: cannot start {}: {error}", exe.display()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pending(from: &str, to: &str) -> PendingUpdate {
+        PendingUpdate {
+            from_version: from.into(),
+            to_version: to.into(),
+            release_id: "ab".repeat(32),
+            exe: "shoal".into(),
+            backup: "shoal.previous".into(),
+            starts: 0,
+            failure: Some("its API did not answer within 60 s".into()),
+        }
+    }
+
+    /// The old build, back after a rollback, reports it and never tries
+    /// that build again.
+    #[test]
+    fn the_old_build_back_after_a_rollback_remembers_the_failed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let current = stamp::current_version();
+        marker::save_pending(dir.path(), &pending(current, "999.0.0")).unwrap();
+        let startup = on_start(dir.path());
+        assert!(startup.pending.is_none());
+        let error = startup.rolled_back.unwrap();
+        assert_eq!(error.fault(), super::super::Fault::Build);
+        assert!(error.to_string().contains("did not answer"), "{error}");
+        assert_eq!(marker::load_pending(dir.path()), None);
+        let failed = marker::load_failed(dir.path());
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].version, "999.0.0");
+    }
+
+    /// A marker naming neither this build nor the one before (the
+    /// customer installed another by hand) is dropped.
+    #[test]
+    fn a_marker_for_other_builds_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        marker::save_pending(dir.path(), &pending("0.0.1", "0.0.2")).unwrap();
+        let startup = on_start(dir.path());
+        assert!(startup.pending.is_none() && startup.rolled_back.is_none());
+        assert_eq!(marker::load_pending(dir.path()), None);
+        assert!(marker::load_failed(dir.path()).is_empty());
+    }
+}

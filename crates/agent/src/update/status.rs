@@ -62,7 +62,11 @@ pub fn new_status(settings: &UpdateSettings, key: &[u8; 32]) -> SharedStatus {
         check_interval_secs: settings.check_interval_secs,
         defer_until_unix: settings.defer_until_unix,
         project_key: hex::encode(key),
-        state: UpdateState::Off,
+        state: if settings.enabled && !settings.feed_url.is_empty() {
+            UpdateState::Idle
+        } else {
+            UpdateState::Off
+        },
         offered_version: None,
         last_check_unix: None,
         last_error: None,

@@ -212,7 +212,7 @@ impl Updater {
         torrent: meta::Torrent,
         bytes: Vec<u8>,
     ) -> Result<PathBuf, UpdateError> {
-        let out_dir = marker::update_dir(&self.state_dir).join("downloads");
+        let out_dir = marker::downloads_dir(&self.state_dir);
         let failed = |reason: String| UpdateError::Download {
             name: offer.file_name.clone(),
             reason,
@@ -275,9 +275,23 @@ impl Updater {
                     "{} to {}",
                     pending.from_version, pending.to_version
                 ));
+                self.forget_older_builds(&pending.release_id).await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Updater {
+    /// Removes the builds before `current` and their files: only what the
+    /// updater downloaded into its own folder, once the new build is in.
+    async fn forget_older_builds(&self, current: &str) {
+        let dir = marker::downloads_dir(&self.state_dir);
+        for id in self.releases.ids_in_folder(&dir, current) {
+            if let Err(e) = self.releases.remove(&id, true).await {
+                tracing::warn!("update: cannot remove the older build {id}: {e}");
+            }
         }
     }
 }
