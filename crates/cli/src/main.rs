@@ -47,6 +47,13 @@ enum Command {
     /// Sign a stamped shoal build with the project key and list it in the
     /// update feed that agents check.
     PublishUpdate(update_release::PublishArgs),
+    /// Watch an update just swapped in, and put the previous build back
+    /// if the new one does not come up (started by the agent itself).
+    #[command(hide = true)]
+    UpdateGuard {
+        #[arg(long, value_name = "DIR")]
+        state: std::path::PathBuf,
+    },
     /// Run the background agent: downloads and seeds releases, driven by a
     /// local HTTP API (`shoal agent ui` prints its web UI's link).
     Agent(agent::Args),
@@ -83,6 +90,10 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed::run(args),
         Command::Stamp(args) => update_release::stamp(args),
         Command::PublishUpdate(args) => update_release::publish(args),
+        Command::UpdateGuard { state } => {
+            ::agent::update::guard(&state);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agent(args) => agent::run(args),
         #[cfg(feature = "tracker")]
         Command::Demo(args) => demo::run(args),

@@ -404,3 +404,78 @@ fn with_updates_off_or_deferred_nothing_is_fetched() {
     assert!(!site.requests_for("/feed.json").is_empty());
     agent.proc.terminate(Duration::from_secs(30));
 }
+
+/// A build that passes its trial but dies on its first real start,
+/// before any of its code runs (here a script that runs the genuine new
+/// build only for the trial): the guard the old build left puts the old
+/// build back after the health limit, and the service manager's next
+/// start (the test's, here) runs it and reports the failure.
+#[test]
+fn a_build_that_dies_after_the_swap_is_rolled_back_by_the_guard() {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let scene = Scene::new();
+    let tracker = LocalTracker::start(&scene);
+    let (key, project) = keygen(&scene.dir("keys"), "project.key");
+    let genuine = build(&scene.path("build-new"), "1.0.1");
+    let installed = build(&scene.path("install"), "1.0.0");
+    let original = std::fs::read(&installed).unwrap();
+    let probe = start_agent_with(&scene, &installed, "", &project, "enabled = false");
+    let target = target_of(&probe);
+    drop(probe);
+
+    let dir = scene.dir("fragile");
+    let fragile = dir.join(format!("shoal-1.0.1-{target}"));
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in\n  *update/trial*) exec '{}' \"$@\" ;;\nesac\n\
+         echo 'this build dies on this machine' >&2\nexit 1\n",
+        genuine.display()
+    );
+    std::fs::write(&fragile, script).unwrap();
+    let torrent = scene.path("fragile-feed/fragile.torrent");
+    std::fs::create_dir_all(torrent.parent().unwrap()).unwrap();
+    publish_with(
+        &fragile,
+        &key,
+        &tracker.announce,
+        &torrent,
+        &["--version", "1.0.1"],
+    );
+    let feed = format!(
+        r#"{{"shoal_update_feed":1,"builds":[{{"target":"{target}","torrent":"fragile.torrent"}}]}}"#
+    );
+    std::fs::write(torrent.with_file_name("feed.json"), feed).unwrap();
+    let (_seed, started) = start_seed(&scene, "seed", &torrent, &dir, &project, deadline);
+    let v1 = started["info_hash_v1"].as_str().unwrap().to_owned();
+    tracker.wait_for(&info_hash_v1(&v1), 1, 0, deadline);
+    let site = PublisherSite::start();
+    let feed_url = serve_feed(&site, torrent.parent().unwrap());
+
+    let mut agent = start_agent(&scene, &installed, &feed_url, &project);
+    // It swaps the build in and execs it, which dies at once.
+    let status = agent
+        .proc
+        .wait_exit(Instant::now() + Duration::from_secs(90));
+    assert!(!status.success(), "{status}");
+    assert_ne!(std::fs::read(&installed).unwrap(), original);
+    // The guard puts the old build back once the health limit is past.
+    while std::fs::read(&installed).unwrap() != original {
+        assert!(Instant::now() < deadline, "the old build was not put back");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let agent = start_agent(&scene, &installed, &feed_url, &project);
+    let status = wait_update(&agent, deadline, "the rollback to be reported", |s| {
+        !s["last_error"].is_null()
+    });
+    assert_eq!(status["current_version"], "1.0.0", "{status:#}");
+    assert_eq!(status["last_error"]["fault"], "build", "{status:#}");
+    let message = status["last_error"]["message"].as_str().unwrap();
+    assert!(message.contains("rolled back"), "{message}");
+    // The failed build is not tried again.
+    let checked = status["last_check_unix"].as_u64().unwrap_or(0);
+    let later = wait_update(&agent, deadline, "more checks", |s| {
+        s["last_check_unix"].as_u64().unwrap_or(0) >= checked + 2
+    });
+    assert_eq!(later["last_error"], status["last_error"], "{later:#}");
+    assert_eq!(std::fs::read(&installed).unwrap(), original);
+    assert!(!scene.path("state").join("update/pending.json").exists());
+}

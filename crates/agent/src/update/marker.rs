@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{disk, UpdateError};
 use crate::state::{create_private_dir, write_atomically};
 
+/// How long a new build has, from its start, to answer its own API
+/// before it is rolled back.
+pub const HEALTH_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The updater's folder inside the state folder.
 pub const UPDATE_DIR: &str = "update";
 const PENDING_FILE: &str = "pending.json";

@@ -11,13 +11,15 @@
 //! - `updater.rs`: the check loop, the download, the commit
 //! - `trial.rs`: running a new build once before it may replace this one
 //! - `swap.rs`: the renames and the restart, per platform
-//! - `startup.rs`, `marker.rs`: an update under way across the restart
+//! - `startup.rs`, `marker.rs`, `guard.rs`: an update under way across
+//!   the restart, and rolling back
 //! - `status.rs`, `error.rs`: what the API shows, faults by who caused them
 
 mod error;
 mod feed;
 #[cfg(test)]
 mod feed_tests;
+mod guard;
 mod marker;
 mod stamp;
 mod startup;
@@ -35,6 +37,7 @@ use tokio::sync::Notify;
 
 pub use error::{Fault, UpdateError};
 pub use feed::{build_file_name, check_target, with_entry, FeedEntry, MAX_FEED_BYTES};
+pub use guard::guard;
 pub use stamp::{build_target, current_version, read_stamp, write_stamp, StampError};
 pub use status::{SharedStatus, UpdateState, UpdateStatus};
 pub use version::Version;

@@ -19,11 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::UpdateError;
-use super::marker::{self, FailedBuild, PendingUpdate};
+use super::marker::{self, FailedBuild, PendingUpdate, HEALTH_LIMIT};
 use super::{stamp, swap};
-
-/// How long a new build has, from its start, to answer its own API.
-pub const HEALTH_LIMIT: Duration = Duration::from_secs(60);
 
 /// What the start found.
 #[derive(Debug, Default)]
@@ -136,6 +133,9 @@ pub fn roll_back(state_dir: &Path, mut pending: PendingUpdate, reason: String) {
 /// Runs the build just swapped in at `exe`; if it cannot be started, the
 /// previous one is put back and run instead. Returns only if neither ran.
 pub fn restart_into_new(state_dir: &Path, exe: &Path) {
+    if let Some(pending) = marker::load_pending(state_dir) {
+        super::guard::spawn_guard(&pending.backup, state_dir);
+    }
     let error = swap::restart(exe);
     match marker::load_pending(state_dir) {
         Some(pending) => roll_back(

@@ -251,7 +251,7 @@ impl Updater {
         api: String,
         token: String,
     ) {
-        let deadline = Instant::now() + super::startup::HEALTH_LIMIT;
+        let deadline = Instant::now() + marker::HEALTH_LIMIT;
         let client = match reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
