@@ -67,8 +67,15 @@ pub fn publish(args: PublishArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let build = args.out_dir.join(&name);
-    std::fs::copy(&args.binary, &build)
-        .with_context(|| format!("cannot copy the build to {}", build.display()))?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    // Copying a file onto itself would empty it.
+    if !same(&args.binary, &build) {
+        std::fs::copy(&args.binary, &build)
+            .with_context(|| format!("cannot copy the build to {}", build.display()))?;
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -20,6 +20,11 @@ fn v(text: &str) -> Version {
 
 /// A signed torrent of a one-file release named `name`, version `version`.
 fn build(key: &SigningKey, name: &str, version: &str) -> Torrent {
+    Torrent::from_bytes(&build_bytes(key, name, version)).unwrap()
+}
+
+/// [`build`]'s torrent file.
+fn build_bytes(key: &SigningKey, name: &str, version: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, vec![7u8; 40_000]).unwrap();
@@ -30,8 +35,7 @@ fn build(key: &SigningKey, name: &str, version: &str) -> Torrent {
         origins: Vec::new(),
         max_origin_millicopies: None,
     };
-    let bytes = create_signed(&source, &CreateSettings::default(), &|_| {}, &release, key).unwrap();
-    Torrent::from_bytes(&bytes).unwrap()
+    create_signed(&source, &CreateSettings::default(), &|_| {}, &release, key).unwrap()
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -150,6 +154,14 @@ fn other_keys_older_builds_and_other_targets_are_refused() {
     let relabelled = build(&project, &name, "9.0.0");
     let error = check_offer(&relabelled, &pinned, TARGET, &v("1.0.0")).unwrap_err();
     assert!(error.contains("not the single file"), "{error}");
+
+    // A signature that does not match its manifest: tampered with.
+    let mut bytes = build_bytes(&project, &name, "1.2.0");
+    let at = bytes.windows(8).position(|w| w == b"3:sig64:").unwrap() + 8;
+    bytes[at] ^= 1;
+    let tampered = Torrent::from_bytes(&bytes).unwrap();
+    let error = check_offer(&tampered, &pinned, TARGET, &v("1.0.0")).unwrap_err();
+    assert!(error.contains("invalid"), "{error}");
 
     let unversioned = build(&project, &name, "");
     let error = check_offer(&unversioned, &pinned, TARGET, &v("1.0.0")).unwrap_err();

@@ -47,6 +47,16 @@ pub fn failed_path(exe: &Path) -> PathBuf {
     beside(exe, "failed")
 }
 
+/// Fails unless the updater may write beside the agent's binary (a
+/// binary installed for all accounts is the system's to update): checked
+/// before a build is downloaded for nothing.
+pub fn check_writable(exe: &Path) -> Result<(), UpdateError> {
+    let probe = staged_path(exe);
+    std::fs::write(&probe, b"").map_err(disk(&probe, "write beside the agent's binary at"))?;
+    discard(&probe);
+    Ok(())
+}
+
 /// Copies the downloaded build to `staged` (the download keeps being
 /// shared from where it is) and makes it executable.
 pub fn stage(downloaded: &Path, staged: &Path) -> Result<(), UpdateError> {

@@ -120,13 +120,14 @@ impl Updater {
             // Its error stays shown; nothing more until the feed changes.
             return Ok(false);
         }
-        lock(&self.status).state = UpdateState::Downloading;
-        let downloaded = self.download(&offer, loaded.torrent, loaded.bytes).await?;
-        lock(&self.status).state = UpdateState::Trying;
         let exe = self
             .exe
             .clone()
             .ok_or_else(|| UpdateError::Internal("cannot find the agent's own binary".into()))?;
+        swap::check_writable(&exe)?;
+        lock(&self.status).state = UpdateState::Downloading;
+        let downloaded = self.download(&offer, loaded.torrent, loaded.bytes).await?;
+        lock(&self.status).state = UpdateState::Trying;
         let staged = swap::staged_path(&exe);
         blocking({
             let staged = staged.clone();
