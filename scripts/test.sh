@@ -24,6 +24,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# upd: crates/cli/tests/agent_self_update.rs strips the copies of shoal it
+# publishes as builds (binutils' strip).
+command -v strip >/dev/null || missing+=(binutils)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -44,8 +44,12 @@ impl Daemon {
     pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
         settings.check()?;
         settings.update.check().map_err(AgentError::Invalid)?;
+        crate::update::project_key(&settings.update).map_err(AgentError::Invalid)?;
         let trusted = settings.trusted_keys().map_err(AgentError::Invalid)?;
         state::create_private_dir(&settings.state_dir)?;
+        // An update under way is settled first: a new build that must be
+        // rolled back is, before it binds or starts anything.
+        let settled = SelfUpdate::settle(&settings.state_dir);
         std::fs::create_dir_all(&settings.download_dir).map_err(|source| StateError::Io {
             path: settings.download_dir.clone(),
             action: "create",
@@ -102,10 +106,13 @@ impl Daemon {
             settings.handoffs_per_origin_per_minute,
         );
         releases.restore(state).await?;
-        // An update under way is settled here: a build that must be rolled
-        // back is, before it binds anything more or serves.
-        let update = SelfUpdate::start(&settings.update, &settings.state_dir, releases.clone())
-            .map_err(AgentError::Invalid)?;
+        let update = SelfUpdate::new(
+            &settings.update,
+            settled,
+            &settings.state_dir,
+            releases.clone(),
+        )
+        .map_err(AgentError::Invalid)?;
         let router = api::router(
             ApiState {
                 releases: releases.clone(),

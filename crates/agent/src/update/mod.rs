@@ -64,15 +64,22 @@ pub struct SelfUpdate {
 }
 
 impl SelfUpdate {
-    /// Settles an update under way (which may roll back and so never
-    /// return), then prepares the updater; nothing is fetched yet.
-    pub(crate) fn start(
+    /// Settles an update under way, before the agent binds or starts
+    /// anything: a new build that must be rolled back is, here, and this
+    /// call then never returns.
+    pub(crate) fn settle(state_dir: &Path) -> startup::Startup {
+        startup::on_start(state_dir)
+    }
+
+    /// Prepares the updater after [`SelfUpdate::settle`]; nothing is
+    /// fetched until [`SelfUpdate::spawn`].
+    pub(crate) fn new(
         settings: &UpdateSettings,
+        startup: startup::Startup,
         state_dir: &Path,
         releases: Arc<Releases>,
     ) -> Result<SelfUpdate, String> {
         let key = project_key(settings)?;
-        let startup = startup::on_start(state_dir);
         let status = status::new_status(settings, &key);
         if let Some(error) = &startup.rolled_back {
             status::record_error(&status, error);
