@@ -479,3 +479,62 @@ fn a_build_that_dies_after_the_swap_is_rolled_back_by_the_guard() {
     assert_eq!(std::fs::read(&installed).unwrap(), original);
     assert!(!scene.path("state").join("update/pending.json").exists());
 }
+
+/// Each failure is reported with who is at fault, and nothing is
+/// installed: an oversized feed and an unusable torrent are the feed's
+/// fault, an unreachable torrent is the environment's. The project key
+/// cannot be set through the API.
+#[test]
+fn hostile_or_broken_feeds_are_reported_by_who_is_at_fault() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let scene = Scene::new();
+    let (_, project) = keygen(&scene.dir("keys"), "project.key");
+    let installed = build(&scene.path("install"), "1.0.0");
+    let original = std::fs::read(&installed).unwrap();
+    let site = PublisherSite::start();
+    let feed_url = format!("{}/feed.json", site.origin());
+    site.put("/feed.json", vec![b' '; 70 * 1024]);
+    let agent = start_agent(&scene, &installed, &feed_url, &project);
+    let target = target_of(&agent);
+    let feed_naming = |torrent: &str| {
+        format!(
+            r#"{{"shoal_update_feed":1,"builds":[{{"target":"{target}","torrent":"{torrent}"}}]}}"#
+        )
+        .into_bytes()
+    };
+    let closed = format!("http://127.0.0.1:{}/gone.torrent", free_port());
+    site.put("/junk.torrent", b"d4:junki1ee".to_vec());
+    let cases = [
+        (None, "feed", "larger than 65536"),
+        (
+            Some(feed_naming("junk.torrent")),
+            "feed",
+            "not a usable torrent",
+        ),
+        (Some(feed_naming(&closed)), "environment", "gone.torrent"),
+    ];
+    for (feed, fault, text) in cases {
+        if let Some(feed) = feed {
+            site.put("/feed.json", feed);
+        }
+        let status = wait_update(&agent, deadline, text, |s| {
+            s["last_error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(text))
+        });
+        assert_eq!(status["last_error"]["fault"], fault, "{status:#}");
+        assert_eq!(status["current_version"], "1.0.0");
+    }
+    let (code, body) = testkit::agent::http(
+        agent.addr,
+        "PUT",
+        "/v1/settings",
+        &agent.host(),
+        Some(&agent.token),
+        Some(serde_json::json!({ "project_key": "ab".repeat(32) })),
+    );
+    assert!((400..500).contains(&code), "{code} {body}");
+    let status = try_get(&agent, "/v1/update").unwrap();
+    assert_eq!(status["project_key"], project.as_str());
+    assert_eq!(std::fs::read(&installed).unwrap(), original);
+}
