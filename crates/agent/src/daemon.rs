@@ -34,7 +34,17 @@ pub struct Daemon {
     router: axum::Router,
     limits: ServerLimits,
     update: SelfUpdate,
-    token: String,
+    /// For the updater's health check of a new build.
+    token: HiddenToken,
+}
+
+/// The API token, kept out of `Debug` output (and so out of logs).
+struct HiddenToken(String);
+
+impl std::fmt::Debug for HiddenToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HiddenToken(..)")
+    }
 }
 
 /// The file in the state folder naming the address the API answers on.
@@ -133,7 +143,7 @@ impl Daemon {
                 max_connections: settings.api_max_connections,
             },
             update,
-            token,
+            token: HiddenToken(token),
         })
     }
 
@@ -158,7 +168,7 @@ impl Daemon {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let restart = self.update.restart_signal();
         let (exe, state_dir) = self.update.restart_target();
-        let updater = self.update.spawn(self.api_addr, self.token);
+        let updater = self.update.spawn(self.api_addr, self.token.0);
         let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = {
             let restarting = restarting.clone();
