@@ -68,7 +68,11 @@ pub fn stage(downloaded: &Path, staged: &Path) -> Result<(), UpdateError> {
         std::fs::set_permissions(staged, std::fs::Permissions::from_mode(0o755))
             .map_err(disk(staged, "make executable"))?;
     }
-    let file = std::fs::File::open(staged).map_err(disk(staged, "open"))?;
+    // Windows flushes only a file opened for writing.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(staged)
+        .map_err(disk(staged, "open"))?;
     file.sync_all().map_err(disk(staged, "sync"))?;
     Ok(())
 }
