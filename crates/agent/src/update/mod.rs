@@ -49,6 +49,10 @@ use crate::settings::{parse_key, UpdateSettings};
 /// The project keeps the secret half offline and signs each build with
 /// `shoal publish-update --key`. `update.project_key` in the config file
 /// replaces it (see [`UpdateSettings::project_key`] for why that is safe).
+///
+/// Until the project sets its own key here, this one is a placeholder
+/// whose secret half was thrown away when it was made: no one can sign a
+/// build that agents with the default settings would install.
 pub const PROJECT_KEY: &str = "e6d4ee889a180568d428d32f22452a3e9e0142bc625283179802dd8c648a15ed";
 
 /// The key builds must be signed by under `settings`.
