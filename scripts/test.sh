@@ -39,6 +39,9 @@ compgen -G '/usr/src/rustc-*/library/std/Cargo.toml' >/dev/null || missing+=(rus
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
 [ -x /usr/lib/wine/wine64 ] || missing+=(wine64)
 command -v clang >/dev/null || missing+=(clang)
+# crates/cli/tests/agent_self_update.rs strips the copies of shoal it
+# publishes as builds (binutils' strip).
+command -v strip >/dev/null || missing+=(binutils)
 
 if ((${#missing[@]})); then
   sudo=""

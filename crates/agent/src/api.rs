@@ -34,6 +34,8 @@ pub struct ApiState {
     pub fixed: serde_json::Value,
     /// Where the API answers: stream URLs point here.
     pub api_addr: SocketAddr,
+    /// The updater's status, for `GET /v1/update`.
+    pub update: crate::update::SharedStatus,
 }
 
 /// The web UI and the hand-off script, compiled in: the agent serves
@@ -54,6 +56,7 @@ pub fn router(state: ApiState, guard: Guard) -> Router {
         .route("/v1/releases/{id}/pause", post(pause))
         .route("/v1/releases/{id}/resume", post(resume))
         .route("/v1/settings", get(get_settings).put(put_settings))
+        .route("/v1/update", get(update_status))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -331,6 +334,16 @@ async fn put_settings(
 ) -> ApiResult {
     state.releases.update_settings(update).await?;
     Ok(Json(settings_json(&state)).into_response())
+}
+
+/// The running version, what the feed offers, the last check and error.
+async fn update_status(State(state): State<ApiState>) -> ApiResult {
+    let status = state
+        .update
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Ok(Json(status).into_response())
 }
 
 async fn not_found() -> Response {

@@ -21,6 +21,7 @@ use crate::guard::Guard;
 use crate::releases::{blocking, Releases};
 use crate::server::{self, ServerLimits};
 use crate::state::{self, RuntimeCaps, StateError, StateFile};
+use crate::update::SelfUpdate;
 use crate::{token, AgentError, AgentSettings};
 
 /// A started agent, not yet serving.
@@ -32,6 +33,18 @@ pub struct Daemon {
     releases: Arc<Releases>,
     router: axum::Router,
     limits: ServerLimits,
+    update: SelfUpdate,
+    /// For the updater's health check of a new build.
+    token: HiddenToken,
+}
+
+/// The API token, kept out of `Debug` output (and so out of logs).
+struct HiddenToken(String);
+
+impl std::fmt::Debug for HiddenToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HiddenToken(..)")
+    }
 }
 
 /// The file in the state folder naming the address the API answers on.
@@ -40,8 +53,13 @@ pub const API_ADDRESS_FILE: &str = "api-address";
 impl Daemon {
     pub async fn start(settings: AgentSettings) -> Result<Daemon, AgentError> {
         settings.check()?;
+        settings.update.check().map_err(AgentError::Invalid)?;
+        crate::update::project_key(&settings.update).map_err(AgentError::Invalid)?;
         let trusted = settings.trusted_keys().map_err(AgentError::Invalid)?;
         state::create_private_dir(&settings.state_dir)?;
+        // An update under way is settled first: a new build that must be
+        // rolled back is, before it binds or starts anything.
+        let settled = SelfUpdate::settle(&settings.state_dir);
         std::fs::create_dir_all(&settings.download_dir).map_err(|source| StateError::Io {
             path: settings.download_dir.clone(),
             action: "create",
@@ -82,6 +100,12 @@ impl Daemon {
             "state_dir": settings.state_dir,
             "download_dir": settings.download_dir,
             "trusted_publishers": settings.trusted_publishers,
+            "update": {
+                "enabled": settings.update.enabled,
+                "feed_url": settings.update.feed_url,
+                "check_interval_secs": settings.update.check_interval_secs,
+                "defer_until_unix": settings.update.defer_until_unix,
+            },
         });
         let releases = Releases::new(
             engine,
@@ -92,11 +116,19 @@ impl Daemon {
             settings.handoffs_per_origin_per_minute,
         );
         releases.restore(state).await?;
+        let update = SelfUpdate::new(
+            &settings.update,
+            settled,
+            &settings.state_dir,
+            releases.clone(),
+        )
+        .map_err(AgentError::Invalid)?;
         let router = api::router(
             ApiState {
                 releases: releases.clone(),
                 fixed,
                 api_addr,
+                update: update.status(),
             },
             Guard::new(api_addr.port(), token.clone()),
         );
@@ -110,6 +142,8 @@ impl Daemon {
                 header_read_timeout: Duration::from_secs(settings.api_header_timeout_secs.max(1)),
                 max_connections: settings.api_max_connections,
             },
+            update,
+            token: HiddenToken(token),
         })
     }
 
@@ -129,9 +163,32 @@ impl Daemon {
     }
 
     /// Serves the API until `shutdown` resolves, then stops every release.
+    /// When the updater has put a new build in place, it stops the same
+    /// way and then runs that build in place of this process.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        server::serve(self.listener, self.router, self.limits, shutdown).await;
+        let restart = self.update.restart_signal();
+        let (exe, state_dir) = self.update.restart_target();
+        let updater = self.update.spawn(self.api_addr, self.token.0);
+        let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = {
+            let restarting = restarting.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = restart.notified() => {
+                        restarting.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                }
+            }
+        };
+        server::serve(self.listener, self.router, self.limits, stop).await;
+        updater.abort();
         self.releases.shutdown().await;
+        if restarting.load(std::sync::atomic::Ordering::Acquire) {
+            if let Some(exe) = exe {
+                crate::update::restart_into_new(&state_dir, &exe);
+            }
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod source;
 pub mod state;
 pub mod stream;
 pub mod token;
+pub mod update;
 
 pub use daemon::{ui_link, Daemon};
 pub use error::AgentError;

@@ -43,6 +43,8 @@ pub(crate) enum AddedBy {
     Customer,
     /// A web page's hand-off, accepted when the browser opened its stream.
     Handoff { public_remotes_only: bool },
+    /// The updater: a build of the agent itself, kept and shared.
+    Update,
 }
 
 /// Most releases one agent holds; each costs a task and some memory.
@@ -210,11 +212,57 @@ impl Releases {
         bytes: Vec<u8>,
         added_by: AddedBy,
     ) -> Result<ReleaseView, AgentError> {
+        let out_dir = self.download_dir.clone();
+        self.add_into(torrent, bytes, added_by, out_dir).await
+    }
+
+    /// Adds a build of the agent that the updater checked against the
+    /// project key, downloaded into `out_dir` (the updater's own folder).
+    pub(crate) async fn add_update(
+        &self,
+        torrent: Arc<meta::Torrent>,
+        bytes: Vec<u8>,
+        out_dir: PathBuf,
+    ) -> Result<ReleaseView, AgentError> {
+        self.add_into(torrent, bytes, AddedBy::Update, out_dir)
+            .await
+    }
+
+    /// Whether release `id` is complete, or why it failed; `None` when
+    /// the agent does not hold it.
+    pub(crate) fn completion(&self, id: &str) -> Option<Result<bool, String>> {
+        let release = self.get(id)?;
+        let status = lock(&release.status);
+        Some(match (&status.phase, &status.error) {
+            (Phase::Error, Some(error)) => Err(error.clone()),
+            _ => Ok(status.completed),
+        })
+    }
+
+    /// The releases downloaded into `dir` (the updater's folder), but `keep`.
+    pub(crate) fn ids_in_folder(&self, dir: &std::path::Path, keep: &str) -> Vec<String> {
+        let registry = self.registry();
+        registry
+            .map
+            .values()
+            .filter(|r| r.id != keep && r.live().record.out_dir == dir)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    async fn add_into(
+        &self,
+        torrent: Arc<meta::Torrent>,
+        bytes: Vec<u8>,
+        added_by: AddedBy,
+        out_dir: PathBuf,
+    ) -> Result<ReleaseView, AgentError> {
         let id = source::release_id(&torrent);
         if self.registry().holds(&id) {
             return Err(AgentError::AlreadyAdded { id });
         }
-        if added_by != AddedBy::Customer {
+        let handed_off = matches!(added_by, AddedBy::Handoff { .. });
+        if handed_off {
             self.enforce_quota(torrent.total_size()).await;
         }
         let _adding = {
@@ -248,11 +296,12 @@ impl Releases {
             info_hash: id.clone(),
             name: torrent.name.clone(),
             torrent_file,
-            out_dir: self.download_dir.clone(),
+            out_dir,
             paused: false,
             completed: false,
-            pinned: added_by == AddedBy::Customer,
-            handed_off: added_by != AddedBy::Customer,
+            // The customer's own and the agent's builds are never evicted.
+            pinned: !handed_off,
+            handed_off,
             public_remotes_only: matches!(
                 added_by,
                 AddedBy::Handoff {

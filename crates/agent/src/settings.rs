@@ -46,6 +46,47 @@ pub struct AgentSettings {
     pub shared_quota_bytes: u64,
     /// Publisher public keys (64 hex digits) whose releases we accept.
     pub trusted_publishers: Vec<String>,
+    /// Updating the agent itself (the `[update]` table).
+    pub update: UpdateSettings,
+}
+
+/// How the agent updates itself (see `update/`): it checks `feed_url`
+/// every `check_interval_secs` while `enabled` and not deferred, fetches
+/// a newer build through the swarm, tries it, and swaps it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateSettings {
+    /// Check for and install new builds. Off: nothing is ever fetched.
+    pub enabled: bool,
+    /// The project's feed of builds (http or https). Empty: no checks.
+    pub feed_url: String,
+    /// Seconds between checks (at least 1).
+    pub check_interval_secs: u64,
+    /// Unix seconds before which no update is checked for or installed;
+    /// 0 = no deferral.
+    pub defer_until_unix: u64,
+    /// Replaces the project key pinned in the binary, for the project's
+    /// own tests and for builds signed by someone else (64 hex digits).
+    ///
+    /// This grants nothing new: the config file belongs to the account
+    /// that owns the agent's binary (the updater replaces that binary, so
+    /// it must be that account's to write); whoever can edit this file can
+    /// already replace the binary outright. It is read from the file
+    /// only, never from the API or the network (`PUT /v1/settings`
+    /// refuses it).
+    pub project_key: Option<String>,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        UpdateSettings {
+            enabled: true,
+            feed_url: String::new(),
+            check_interval_secs: 6 * 3600,
+            defer_until_unix: 0,
+            project_key: None,
+        }
+    }
 }
 
 /// The default API port: fixed, so that a download page's script can find
@@ -76,6 +117,7 @@ impl Default for AgentSettings {
             seeding: true,
             shared_quota_bytes: 0,
             trusted_publishers: Vec::new(),
+            update: UpdateSettings::default(),
         }
     }
 }
@@ -139,12 +181,12 @@ impl AgentSettings {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?;
-        settings
-            .trusted_keys()
-            .map_err(|reason| SettingsError::Invalid {
-                path: path.to_owned(),
-                reason,
-            })?;
+        let invalid = |reason| SettingsError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        settings.trusted_keys().map_err(invalid)?;
+        settings.update.check().map_err(invalid)?;
         Ok(settings)
     }
 
@@ -168,6 +210,31 @@ impl AgentSettings {
             .iter()
             .map(|text| parse_key(text))
             .collect()
+    }
+}
+
+/// Longest feed URL accepted.
+const MAX_FEED_URL_LEN: usize = 2048;
+
+impl UpdateSettings {
+    /// Refuses a feed URL that is not http(s) or a malformed project key.
+    pub fn check(&self) -> Result<(), String> {
+        let url = &self.feed_url;
+        if url.len() > MAX_FEED_URL_LEN {
+            return Err(format!(
+                "update.feed_url is longer than {MAX_FEED_URL_LEN} bytes"
+            ));
+        }
+        let web = url.starts_with("http://") || url.starts_with("https://");
+        if !url.is_empty() && !web {
+            return Err(format!(
+                "update.feed_url {url:?} must be an http:// or https:// URL"
+            ));
+        }
+        if let Some(key) = &self.project_key {
+            parse_key(key).map_err(|e| format!("update.project_key: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -243,6 +310,34 @@ mod tests {
         std::fs::write(&path, "trusted_publishers = [\"xyz\"]\n").unwrap();
         let error = AgentSettings::load(&path, true).unwrap_err().to_string();
         assert!(error.contains("xyz"), "{error}");
+    }
+
+    #[test]
+    fn update_settings_come_from_their_table_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let key = "e6d4ee889a180568d428d32f22452a3e9e0142bc625283179802dd8c648a15ed";
+        std::fs::write(
+            &path,
+            format!(
+                "[update]\nenabled = false\nfeed_url = \"https://example.com/feed.json\"\n\
+                 defer_until_unix = 5\nproject_key = \"{key}\"\n"
+            ),
+        )
+        .unwrap();
+        let settings = AgentSettings::load(&path, true).unwrap();
+        assert!(!settings.update.enabled);
+        assert_eq!(settings.update.defer_until_unix, 5);
+        assert_eq!(settings.update.check_interval_secs, 6 * 3600);
+        for bad in [
+            "feed_url = \"file:///etc/passwd\"",
+            "project_key = \"abcd\"",
+            "feed_ur = \"x\"",
+        ] {
+            std::fs::write(&path, format!("[update]\n{bad}\n")).unwrap();
+            let error = AgentSettings::load(&path, true).unwrap_err().to_string();
+            assert!(error.contains("config.toml"), "{bad}: {error}");
+        }
     }
 
     /// Regression: a trusted key was only checked to be 64 hex digits, so

@@ -16,10 +16,11 @@ mod seed;
 mod service;
 mod source;
 mod transfer;
+mod update_release;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Peer-assisted software delivery: publish releases as signed BitTorrent
 /// v2/hybrid torrents and download them from the crowd and the origin at once.
@@ -42,6 +43,18 @@ enum Command {
     Get(get::Args),
     /// Share a complete release that is already on disk.
     Seed(seed::Args),
+    /// Stamp the version a built shoal binary reports (a release step).
+    Stamp(update_release::StampArgs),
+    /// Sign a stamped shoal build with the project key and list it in the
+    /// update feed that agents check.
+    PublishUpdate(update_release::PublishArgs),
+    /// Watch an update just swapped in, and put the previous build back
+    /// if the new one does not come up (started by the agent itself).
+    #[command(hide = true)]
+    UpdateGuard {
+        #[arg(long, value_name = "DIR")]
+        state: std::path::PathBuf,
+    },
     /// Run the background agent: downloads and seeds releases, driven by a
     /// local HTTP API (`shoal agent ui` prints its web UI's link).
     Agent(agent::Args),
@@ -60,7 +73,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The version is the one stamped in this binary (see `shoal stamp`).
+    let matches = Cli::command()
+        .version(::agent::update::current_version())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     // Quiet unless RUST_LOG asks for more.
     logging::init(tracing::Level::WARN);
     let result = match cli.command {
@@ -69,6 +89,12 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Get(args) => get::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Stamp(args) => update_release::stamp(args),
+        Command::PublishUpdate(args) => update_release::publish(args),
+        Command::UpdateGuard { state } => {
+            ::agent::update::guard(&state);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agent(args) => agent::run(args),
         #[cfg(feature = "tracker")]
         Command::Demo(args) => demo::run(args),
