@@ -7,7 +7,11 @@
 #
 # Like scripts/windows/build.sh, this uses Debian's Rust (rustc-web,
 # cargo-web, rust-web-src) to build each standard library from source
-# (-Zbuild-std, hence RUSTC_BOOTSTRAP), in its own target folder.
+# (-Zbuild-std, hence RUSTC_BOOTSTRAP). It shares the Windows build's
+# target folder and profile: the build scripts and proc macros, compiled
+# for this host, are then built once for all three targets (measured in a
+# fresh clone: the two checks took 418 s in a folder of their own, 129 s
+# after the Windows build in its folder).
 #
 # ring compiles C even for `cargo check`. With no SDK here, clang builds it
 # freestanding: RING_CORE_NOSTDLIBINC is ring's own switch for building
@@ -28,8 +32,8 @@ for target in aarch64-apple-darwin x86_64-unknown-freebsd; do
   started=$(date +%s)
   env_target=${target//-/_}
   env "CC_$env_target=clang" "CFLAGS_$env_target=$ring_cflags" \
-    RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=target/cross \
-    /usr/bin/cargo check --quiet --target "$target" -Zbuild-std=std,panic_abort \
+    RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=target/windows \
+    /usr/bin/cargo check --quiet --target "$target" -Zbuild-std=std,panic_abort --profile dist \
     -p shoal-cli --bin shoal --no-default-features
   echo "cargo check for $target: ok in $(($(date +%s) - started)) s"
 done

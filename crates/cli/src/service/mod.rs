@@ -15,6 +15,14 @@
 //! binary by its absolute path, so a self-update that replaces the binary
 //! in place and re-executes it keeps the service manager's view intact.
 
+// Elsewhere (FreeBSD, other Unixes) there is no per-user service manager
+// to drive, so install, uninstall and status say so and the back-ends'
+// shared parts go unused there.
+#![cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", windows)),
+    expect(dead_code, unused_imports)
+)]
+
 pub mod command;
 mod error;
 #[cfg(any(target_os = "linux", target_os = "macos"))]
