@@ -31,19 +31,25 @@ pub async fn run_trial(staged: &Path, work_dir: &Path, expected: &Version) -> Re
     result
 }
 
+/// The trial agent's config. Paths go through TOML's own string encoding:
+/// a profile folder such as `C:\Users\O'Brien` holds both backslashes
+/// and quotes.
+fn trial_config(state: &Path, downloads: &Path) -> String {
+    let quoted = |path: &Path| toml::Value::String(path.display().to_string()).to_string();
+    format!(
+        "api = \"127.0.0.1:0\"\nlisten = \"127.0.0.1:0\"\nstate_dir = {}\n\
+         download_dir = {}\n[update]\nenabled = false\n",
+        quoted(state),
+        quoted(downloads)
+    )
+}
+
 async fn trial(staged: &Path, work_dir: &Path, expected: &Version) -> Result<(), String> {
     let state = work_dir.join("state");
     let downloads = work_dir.join("downloads");
     crate::state::create_private_dir(&state).map_err(|e| e.to_string())?;
     let config = work_dir.join("config.toml");
-    // Literal TOML strings: Windows paths keep their backslashes.
-    let text = format!(
-        "api = \"127.0.0.1:0\"\nlisten = \"127.0.0.1:0\"\nstate_dir = '{}'\n\
-         download_dir = '{}'\n[update]\nenabled = false\n",
-        state.display(),
-        downloads.display()
-    );
-    tokio::fs::write(&config, text)
+    tokio::fs::write(&config, trial_config(&state, &downloads))
         .await
         .map_err(|e| format!("cannot write its config: {e}"))?;
     let mut child = tokio::process::Command::new(staged)
@@ -146,4 +152,21 @@ async fn reported_version(addr: &str, token: &str) -> Result<String, String> {
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| "its API does not report a version".to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trial_config_keeps_paths_with_quotes_and_backslashes() {
+        let state = Path::new(r#"C:\Users\O'Brien\AppData\Local\shoal "x"\state"#);
+        let downloads = Path::new("/home/o'brien/it's here");
+        let text = trial_config(state, downloads);
+        let settings: crate::AgentSettings = toml::from_str(&text).unwrap();
+        assert_eq!(settings.state_dir, state);
+        assert_eq!(settings.download_dir, downloads);
+        assert!(!settings.update.enabled);
+    }
 }
