@@ -123,29 +123,20 @@ mod ops {
             bootstrap = tool::run("launchctl", &["bootstrap", &domain, path_arg], HINT)?;
         }
         if bootstrap.status.success() {
-            return Ok(Installed {
-                location,
-                started: true,
-                note: None,
-            });
+            return Ok(Installed::started(location));
         }
         let load = tool::run("launchctl", &["load", "-w", path_arg], HINT)?;
         if load.status.success() {
-            return Ok(Installed {
-                location,
-                started: true,
-                note: None,
-            });
+            return Ok(Installed::started(location));
         }
-        Ok(Installed {
+        Ok(Installed::starts_later(
             location,
-            started: false,
-            note: Some(format!(
+            format!(
                 "launchd did not load it now ({}); it starts at your next login, or run \
                  `launchctl bootstrap {domain} {path_arg}` from your desktop session",
                 tool::printed(&bootstrap)
-            )),
-        })
+            ),
+        ))
     }
 
     pub fn uninstall() -> Result<Removal, ServiceError> {

@@ -41,6 +41,27 @@ pub struct Installed {
     pub note: Option<String>,
 }
 
+impl Installed {
+    /// The service manager started the agent now.
+    pub fn started(location: String) -> Installed {
+        Installed {
+            location,
+            started: true,
+            note: None,
+        }
+    }
+
+    /// Installed, but it starts only at the next login; `note` says why
+    /// and how to start it sooner.
+    pub fn starts_later(location: String, note: String) -> Installed {
+        Installed {
+            location,
+            started: false,
+            note: Some(note),
+        }
+    }
+}
+
 /// The result of `uninstall`.
 #[derive(Debug)]
 pub enum Removal {

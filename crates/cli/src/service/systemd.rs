@@ -101,25 +101,20 @@ mod ops {
         // Enabling works on the files alone, manager or not.
         systemctl(&["enable", UNIT])?;
         if let Err(reason) = manager_reachable() {
-            return Ok(Installed {
+            return Ok(Installed::starts_later(
                 location,
-                started: false,
-                note: Some(format!(
+                format!(
                     "no systemd user instance is reachable from here ({reason}). The unit is \
                      installed and enabled: it starts at your next login. To start it now, run \
                      `systemctl --user start shoal-agent` in a login session; to keep it \
                      running while you are logged out, run `loginctl enable-linger`."
-                )),
-            });
+                ),
+            ));
         }
         systemctl(&["daemon-reload"])?;
         // Restart, not start: installing again must run the new unit.
         systemctl(&["restart", UNIT])?;
-        Ok(Installed {
-            location,
-            started: true,
-            note: None,
-        })
+        Ok(Installed::started(location))
     }
 
     pub fn uninstall() -> Result<Removal, ServiceError> {

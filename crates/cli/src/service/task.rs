@@ -225,20 +225,15 @@ mod ops {
         let run = tool::run("schtasks", &["/Run", "/TN", SERVICE_NAME], HINT)?;
         let location = what();
         if run.status.success() {
-            return Ok(Installed {
-                location,
-                started: true,
-                note: None,
-            });
+            return Ok(Installed::started(location));
         }
-        Ok(Installed {
+        Ok(Installed::starts_later(
             location,
-            started: false,
-            note: Some(format!(
+            format!(
                 "the task did not start now ({}); it starts at your next logon",
                 tool::printed(&run)
-            )),
-        })
+            ),
+        ))
     }
 
     pub fn uninstall() -> Result<Removal, ServiceError> {
